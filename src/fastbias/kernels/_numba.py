@@ -1,0 +1,184 @@
+"""numba kernels: whole GD runs in one nopython, nogil call.
+
+Each kernel has the same arguments, in the same order, as its NumPy reference in
+``_reference.py``; the tests compare them. Inputs are trusted: C-contiguous float64 arrays of
+consistent shapes, validated once by the public API.
+
+The exponentials of the log-domain loss weights all have non-positive arguments, so they go
+through :func:`exp_nonpos`, a branch-free exp (Cody-Waite reduction, degree-13 Taylor
+polynomial, exponent bits assembled with integer shifts) that LLVM vectorizes; libm's scalar
+``exp`` does not vectorize and would dominate the step on small problems.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import STATUS_DIVERGED, STATUS_OK
+
+# Reassociation lets LLVM vectorize the reductions; NaN/inf semantics are kept so the
+# divergence test sees non-finite margins.
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer
+_EXP_BIAS = 4503599627370496.0 + 1023.0  # 2**52 + 1023: low mantissa bits hold n + 1023
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def exp_nonpos(x, n, ubuf, ubits):
+    """``x[:n] <- exp(max(x[:n], -708))`` in place, for ``x <= 0``; relative error < 3e-16.
+
+    ``ubuf`` is float64 scratch of length >= n and ``ubits`` its int64 view.
+    Compiled without reassociation: the rounding trick ``(a + 2**52*1.5) - 2**52*1.5`` must
+    not be simplified away.
+    """
+    for i in range(n):
+        xi = max(x[i], -708.0)
+        nf = (xi * _LOG2E + _ROUND) - _ROUND
+        r = (xi - nf * _LN2_HI) - nf * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        x[i] = p
+        ubuf[i] = nf + _EXP_BIAS
+    for i in range(n):
+        ubits[i] = ubits[i] << 52
+    for i in range(n):
+        x[i] = x[i] * ubuf[i]
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def min_value(m, n):
+    """``min(m[:n])`` with four independent lanes (vectorizable without dropping NaN checks).
+
+    A NaN anywhere makes the result NaN, so the caller's ``not (s > floor)`` test catches it.
+    """
+    s0 = m[0]
+    s1 = m[0]
+    s2 = m[0]
+    s3 = m[0]
+    nan = False
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 = m[i] if m[i] < s0 else s0
+        s1 = m[i + 1] if m[i + 1] < s1 else s1
+        s2 = m[i + 2] if m[i + 2] < s2 else s2
+        s3 = m[i + 3] if m[i + 3] < s3 else s3
+    for i in range(n4, n):
+        s0 = m[i] if m[i] < s0 else s0
+    for i in range(n):
+        nan |= m[i] != m[i]
+    s = min(min(s0, s1), min(s2, s3))
+    return np.nan if nan else s
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def loss_weights_inplace(m, n, loss, ubuf, ubits, a):
+    """Overwrite margins ``m[:n]`` by the log-domain weights ``q`` of ``_reference.loss_weights``.
+
+    ``a`` is float64 scratch of length >= n. Returns ``(log_scale, s)`` with ``s = min m``.
+    """
+    s = min_value(m, n)
+    if loss == 1 and s < 0.0:
+        # q = 1 / (1 + exp(m)) from a = exp(-|m|), which never overflows.
+        for i in range(n):
+            a[i] = -abs(m[i])
+        exp_nonpos(a, n, ubuf, ubits)
+        for i in range(n):
+            q = 1.0 / (1.0 + a[i])
+            m[i] = q if m[i] <= 0.0 else a[i] * q
+        return 0.0, s
+    for i in range(n):
+        m[i] = s - m[i]
+    exp_nonpos(m, n, ubuf, ubits)
+    if loss == 1:
+        c = math.exp(-s)
+        for i in range(n):
+            m[i] = m[i] / (1.0 + c * m[i])
+    return -s, s
+
+
+@njit(nogil=True, cache=True)
+def scaled_loss_sum_from_weights(q, n, loss, s):
+    """``L / exp(log_scale)`` from weights ``q`` (the ``_reference.scaled_loss_sum`` value)."""
+    total = 0.0
+    if loss == 0:
+        for i in range(n):
+            total += q[i]
+        return total
+    if s < 0.0:
+        # q = sigmoid(-m), and l(m) = -log(1 - q) = -log1p(-q).
+        for i in range(n):
+            total += -math.log1p(-q[i])
+        return total
+    c = math.exp(-s)
+    for i in range(n):
+        E = q[i] / (1.0 - c * q[i])  # invert q = E / (1 + c E)
+        x = c * E
+        total += E * (math.log1p(x) / x if x > 1e-300 else 1.0)
+    return total
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
+    """GD on a linear predictor (Soudry et al. eq. 2.2); see ``_reference.gd_linear``.
+
+    Trusts its inputs: Z (N, d) and w (d,) float64 C-contiguous, rec_w (K, d) preallocated.
+    """
+    N, d = Z.shape
+    ZT = np.ascontiguousarray(Z.T)
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(N)
+    G = np.empty(d)
+    k = 0
+    K = rec_steps.shape[0]
+    for t in range(step0, step0 + n_steps):
+        for i in range(N):
+            m[i] = 0.0
+        for j in range(d):
+            wj = w[j]
+            for i in range(N):
+                m[i] += ZT[j, i] * wj
+        s = min_value(m, N)
+        if not s > s_floor:
+            return STATUS_DIVERGED, t
+        log_scale, s = loss_weights_inplace(m, N, loss, ubuf, ubits, a)
+        gnorm2 = 0.0
+        for j in range(d):
+            acc = 0.0
+            for i in range(N):
+                acc += m[i] * ZT[j, i]
+            G[j] = acc
+            gnorm2 += acc * acc
+        if rule == 0:
+            c = lr * math.exp(log_scale)
+        elif rule == 1:
+            c = lr / math.sqrt(gnorm2)
+        else:
+            c = lr / scaled_loss_sum_from_weights(m, N, loss, s)
+        for j in range(d):
+            w[j] += c * G[j]
+        if k < K and rec_steps[k] == t + 1:
+            for j in range(d):
+                rec_w[k, j] = w[j]
+            k += 1
+    return STATUS_OK, step0 + n_steps
