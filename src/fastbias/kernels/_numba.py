@@ -66,15 +66,14 @@ def exp_nonpos(x, n, ubuf, ubits):
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def min_value(m, n):
-    """``min(m[:n])`` with four independent lanes (vectorizable without dropping NaN checks).
+    """``min(m[:n])`` with four independent lanes, so LLVM vectorizes it.
 
-    A NaN anywhere makes the result NaN, so the caller's ``not (s > floor)`` test catches it.
+    NaN entries other than ``m[0]`` are skipped; callers catch them through the gradient norm.
     """
     s0 = m[0]
     s1 = m[0]
     s2 = m[0]
     s3 = m[0]
-    nan = False
     n4 = n - n % 4
     for i in range(0, n4, 4):
         s0 = m[i] if m[i] < s0 else s0
@@ -83,19 +82,15 @@ def min_value(m, n):
         s3 = m[i + 3] if m[i + 3] < s3 else s3
     for i in range(n4, n):
         s0 = m[i] if m[i] < s0 else s0
-    for i in range(n):
-        nan |= m[i] != m[i]
-    s = min(min(s0, s1), min(s2, s3))
-    return np.nan if nan else s
+    return min(min(s0, s1), min(s2, s3))
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def loss_weights_inplace(m, n, loss, ubuf, ubits, a):
+def loss_weights_inplace(m, n, s, loss, ubuf, ubits, a):
     """Overwrite margins ``m[:n]`` by the log-domain weights ``q`` of ``_reference.loss_weights``.
 
-    ``a`` is float64 scratch of length >= n. Returns ``(log_scale, s)`` with ``s = min m``.
+    ``s = min m``; ``a`` is float64 scratch of length >= n. Returns ``log_scale``.
     """
-    s = min_value(m, n)
     if loss == 1 and s < 0.0:
         # q = 1 / (1 + exp(m)) from a = exp(-|m|), which never overflows.
         for i in range(n):
@@ -104,7 +99,7 @@ def loss_weights_inplace(m, n, loss, ubuf, ubits, a):
         for i in range(n):
             q = 1.0 / (1.0 + a[i])
             m[i] = q if m[i] <= 0.0 else a[i] * q
-        return 0.0, s
+        return 0.0
     for i in range(n):
         m[i] = s - m[i]
     exp_nonpos(m, n, ubuf, ubits)
@@ -112,7 +107,7 @@ def loss_weights_inplace(m, n, loss, ubuf, ubits, a):
         c = math.exp(-s)
         for i in range(n):
             m[i] = m[i] / (1.0 + c * m[i])
-    return -s, s
+    return -s
 
 
 @njit(nogil=True, cache=True)
@@ -161,7 +156,7 @@ def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
         s = min_value(m, N)
         if not s > s_floor:
             return STATUS_DIVERGED, t
-        log_scale, s = loss_weights_inplace(m, N, loss, ubuf, ubits, a)
+        log_scale = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a)
         gnorm2 = 0.0
         for j in range(d):
             acc = 0.0
@@ -169,6 +164,8 @@ def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
                 acc += m[i] * ZT[j, i]
             G[j] = acc
             gnorm2 += acc * acc
+        if not gnorm2 < np.inf:  # NaN or inf margins
+            return STATUS_DIVERGED, t
         if rule == 0:
             c = lr * math.exp(log_scale)
         elif rule == 1:

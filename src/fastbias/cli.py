@@ -1,0 +1,157 @@
+"""Command line: ``fastbias demo`` (the main job) and ``fastbias run DATA``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import FastbiasError
+
+
+def _steps(text: str) -> int:
+    value = float(text)
+    if value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"steps must be a whole number >= 1; got {text}")
+    return int(value)
+
+
+def _final_report(run) -> str:
+    h = run.history
+    lines = [f"final iterate after {run.steps_done:,} steps: w = {np.array2string(np.asarray(run.coef, dtype=float), precision=6)}"]
+    if run.reference is not None and "angle_gap" in h:
+        ref = np.asarray(getattr(run.reference, "coef", run.reference), dtype=float)
+        lines.append(
+            f"exact L2 max-margin (SVM): w_hat = {np.array2string(ref, precision=6)}, "
+            f"margin = {1 / np.linalg.norm(ref):.6g}"
+        )
+        lines.append(f"  angle gap 1 - cos(w, w_hat)       = {h['angle_gap'][-1]:.4e}")
+        lines.append(f"  direction distance                = {h['direction_distance'][-1]:.4e}")
+        lines.append(f"  margin gap (eq. 3.3)              = {h['margin_gap'][-1]:.4e}")
+        lines.append(f"  ||w(t) - w_hat log t||            = {h['residual_norm'][-1]:.4e}")
+        if "theorem4_residual_norm" in h:
+            lines.append(f"  ||w(t) - w_hat log t - w_tilde||  = {h['theorem4_residual_norm'][-1]:.4e}")
+    lines.append(f"  log-loss                          = {h['log_loss'][-1]:.6g}")
+    return "\n".join(lines)
+
+
+def _print_run(run, out: Path, elapsed: float) -> None:
+    print(run.history.table())
+    print()
+    print(_final_report(run))
+    print()
+    try:
+        print("fitted rates (Soudry et al. Section 3):")
+        print(run.rates())
+    except ValueError as exc:
+        print(f"rates not fitted: {exc}")
+    print()
+    per_step = run.elapsed / max(run.steps_done, 1) * 1e9
+    print(f"{run.steps_done:,} steps in {run.elapsed:.3f} s of training ({per_step:.1f} ns/step); {elapsed:.2f} s in all")
+
+
+def _demo(args) -> int:
+    from .experiments import figure31
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(
+        f"fastbias demo: GD on the Soudry et al. (2018) Figure 3.1 data, exp loss, "
+        f"{args.steps:,} steps, {args.precision}, lr = 1/sigma_max(X)"
+    )
+    run, X, y = figure31.run(steps=args.steps, precision=args.precision, progress=not args.no_progress)
+    _print_run(run, out, time.perf_counter() - t0)
+    csv = run.history.to_csv(out / "figure31_history.csv")
+    png = figure31.plot(run, X, y, out / "figure31.png")
+    print(f"wrote {png} and {csv}")
+    return 0
+
+
+def _load_data(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    if not path.exists():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            if "X" not in data:
+                raise ValueError(f"{path} has no array named 'X' (found {', '.join(data.files)})")
+            return data["X"], data["y"] if "y" in data else None
+    if path.suffix == ".csv":
+        with path.open() as fh:
+            first = fh.readline()
+        try:
+            [float(v) for v in first.strip().split(",")]
+            skip = 0
+        except ValueError:
+            skip = 1
+        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+        if table.shape[1] < 2:
+            raise ValueError(f"{path} needs at least two columns: features, then the label")
+        return table[:, :-1], table[:, -1]
+    raise ValueError(f"unsupported data file {path.name}: use .npz (arrays X, y) or .csv (label last)")
+
+
+def _run(args) -> int:
+    from .optim import train
+
+    X, y = _load_data(Path(args.data))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    run = train(
+        X,
+        y,
+        loss=args.loss,
+        steps=args.steps,
+        lr=args.lr,
+        precision=args.precision,
+        step_rule=args.step_rule,
+        progress=not args.no_progress,
+    )
+    _print_run(run, out, time.perf_counter() - t0)
+    csv = run.history.to_csv(out / "history.csv")
+    summary = {
+        "status": run.status,
+        "steps_done": run.steps_done,
+        "coef": np.asarray(run.coef, dtype=float).tolist(),
+        **{k: v for k, v in run.settings.items() if k != "init"},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {csv} and {out / 'summary.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastbias", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="GD on the Figure 3.1 data vs the exact SVM; writes PNG + CSV")
+    demo.add_argument("--steps", type=_steps, default=10**6)
+    demo.add_argument("--precision", choices=["float64", "extended"], default="float64")
+    demo.add_argument("--out", default="fastbias-out", help="output folder (default fastbias-out)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.set_defaults(func=_demo)
+
+    run = sub.add_parser("run", help="train on a data file (.npz with X, y or .csv, label last)")
+    run.add_argument("data")
+    run.add_argument("--loss", choices=["exp", "logistic"], default="exp")
+    run.add_argument("--steps", type=_steps, default=10**5)
+    run.add_argument("--lr", type=float, default=None, help="step size (default 1/sigma_max(Z)^2)")
+    run.add_argument("--precision", choices=["float64", "extended"], default="float64")
+    run.add_argument("--step-rule", choices=["fixed", "normalized", "loss-scaled"], default="fixed")
+    run.add_argument("--out", default="fastbias-out")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FastbiasError, ValueError, FileNotFoundError) as exc:
+        print(f"fastbias: error: {exc}", file=sys.stderr)
+        return 2

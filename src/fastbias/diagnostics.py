@@ -1,0 +1,185 @@
+"""Distances to the max-margin direction and convergence rates (Soudry et al. 2018, Section 3).
+
+All gaps are computed from the difference of unit vectors ``delta = w/||w|| - v/||v||``,
+which is accurate to round-off in absolute terms, instead of from ``1 - cos``, which rounds
+to zero once the angle is below ~1e-8:
+
+* direction distance (eq. 3.1): ``||delta||``
+* angle gap (eq. 3.2): ``1 - cos(w, v) = ||delta||^2 / 2`` (exact identity for unit vectors)
+* margin gap (eq. 3.3): ``gamma_v - min_n z_n.u = max_n (c_n - z_n.delta)`` with
+  ``c_n = gamma_v - z_n.v >= 0`` computed once from the reference.
+
+They work for float64 and ``np.longdouble`` iterates alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "norm",
+    "direction_distance",
+    "angle_gap",
+    "margin_gap",
+    "RateFit",
+    "RateReport",
+    "fit_rates",
+]
+
+
+def norm(v: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Euclidean norm that neither overflows nor underflows (scaled by ``max |v|``)."""
+    v = np.asarray(v)
+    scale = np.max(np.abs(v), axis=axis, keepdims=True)
+    safe = np.where(scale > 0, scale, 1)
+    out = np.sqrt(np.sum((v / safe) ** 2, axis=axis, keepdims=True)) * scale
+    return out.squeeze(axis=axis) if axis is not None else out.reshape(())[()]
+
+
+def _unit_delta(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    w = np.asarray(w)
+    v = np.asarray(v, dtype=w.dtype)
+    nw = norm(w, axis=-1)[..., None]
+    return w / nw - v / norm(v)
+
+
+def direction_distance(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``||w/||w|| - v/||v||||`` (Soudry eq. 3.1); ``w`` may be a stack of iterates ``(K, d)``."""
+    return norm(_unit_delta(w, v), axis=-1)
+
+
+def angle_gap(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``1 - cos(w, v)`` (Soudry eq. 3.2) as ``||delta||^2 / 2``: accurate down to 1e-30 and below."""
+    return direction_distance(w, v) ** 2 / 2
+
+
+def margin_gap(w: np.ndarray, v: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``min_n z_n.v/||v|| - min_n z_n.w/||w||`` (Soudry eq. 3.3, with ``v = w_hat``).
+
+    Computed as ``max_n (c_n - z_n.delta)`` where ``c_n = min_m z_m.v_u - z_n.v_u >= 0`` and
+    ``delta = w/||w|| - v_u`` (``v_u = v/||v||``), so it stays accurate when tiny.
+    """
+    w = np.asarray(w)
+    Z = np.asarray(Z, dtype=w.dtype)
+    v = np.asarray(v, dtype=w.dtype)
+    vu = v / norm(v)
+    c = Z @ vu
+    c = c.min() - c
+    delta = _unit_delta(w, v)
+    return np.max(c - delta @ Z.T, axis=-1)
+
+
+@dataclass(frozen=True)
+class RateFit:
+    """A fitted power law ``y ~ constant * x**(-exponent)`` over ``steps in [t_min, t_max]``.
+
+    ``x`` is ``t`` for the loss and ``log t`` for the direction quantities. ``constant`` is
+    fitted with the exponent fixed at the theory value ``theory`` (median of
+    ``y * x**theory``); ``exponent`` is the free least-squares slope in log-log coordinates.
+    For the norm, ``exponent`` is the slope of ``||w||`` against ``log t`` (theory ``||w_hat||``).
+    """
+
+    quantity: str
+    variable: str
+    exponent: float
+    theory: float
+    constant: float
+    r2: float
+    t_min: int
+    t_max: int
+    n_points: int
+
+
+@dataclass(frozen=True)
+class RateReport:
+    """Fitted rates of a run against Soudry et al. Section 3 (eqs. 3.1-3.4)."""
+
+    fits: dict[str, RateFit]
+
+    def __getitem__(self, key: str) -> RateFit:
+        return self.fits[key]
+
+    def __str__(self) -> str:
+        lines = [
+            f"{'quantity':<20} {'law':<22} {'fitted':>9} {'theory':>9} {'constant':>10} "
+            f"{'R^2':>7}  range"
+        ]
+        for f in self.fits.values():
+            if f.quantity == "norm":
+                law = "||w|| ~ k log t"
+            elif f.variable == "t":
+                law = f"{f.quantity} ~ c t^-a"
+            else:
+                law = f"{f.quantity} ~ c/log^b t"
+            lines.append(
+                f"{f.quantity:<20} {law:<22} {f.exponent:9.4f} {f.theory:9.4f} "
+                f"{f.constant:10.4g} {f.r2:7.4f}  t in [{f.t_min}, {f.t_max}] ({f.n_points} pts)"
+            )
+        return "\n".join(lines)
+
+
+def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    A = np.column_stack([x, np.ones_like(x)])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - A @ coef
+    ss = np.sum((y - y.mean()) ** 2)
+    r2 = 1.0 - np.sum(resid**2) / ss if ss > 0 else 1.0
+    return float(coef[0]), float(coef[1]), float(r2)
+
+
+def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> RateReport:
+    """Fit the recorded history against the rates of Soudry et al. Section 3.
+
+    ``log L ~ log c - a log t`` (eq. 3.4, a = 1); ``||w|| ~ k log t + b`` (eq. 2.3,
+    k = ||w_hat||); angle gap ``~ c / log^b t`` (eq. 3.2, b = 2); direction distance and margin
+    gap ``~ c / log^b t`` (eqs. 3.1, 3.3, b = 1). The default range is the last half of the
+    run on the log scale, ``t in [sqrt(T), T]`` (and ``t >= 10``).
+
+    Parameters
+    ----------
+    history : History
+        A recorded run (``Run.history``).
+    t_min, t_max : int, optional
+        The range of steps used in the fit.
+    """
+    steps = np.asarray(history["step"], dtype=np.float64)
+    if t_max is None:
+        t_max = int(steps.max())
+    if t_min is None:
+        t_min = int(max(10, np.sqrt(t_max)))
+    sel = (steps >= t_min) & (steps <= t_max)
+    if sel.sum() < 3:
+        raise ValueError(
+            f"need at least 3 recorded steps in [{t_min}, {t_max}] to fit rates; "
+            f"got {int(sel.sum())}. Run longer or pass t_min."
+        )
+    t = steps[sel]
+    logt = np.log(t)
+    fits: dict[str, RateFit] = {}
+
+    def add(name, variable, y, theory):
+        y = np.asarray(y, dtype=np.float64)[sel]
+        ok = np.isfinite(y) & (y > 0)
+        if ok.sum() < 3:
+            return
+        x = t[ok] if variable == "t" else logt[ok]
+        slope, _, r2 = _linfit(np.log(x), np.log(y[ok]))
+        constant = float(np.median(y[ok] * x**theory))
+        fits[name] = RateFit(
+            name, variable, -slope, theory, constant, r2, int(t[ok][0]), int(t[ok][-1]), int(ok.sum())
+        )
+
+    add("loss", "t", np.exp(np.asarray(history["log_loss"], dtype=np.float64)), 1.0)
+    if "angle_gap" in history:
+        add("angle_gap", "log t", history["angle_gap"], 2.0)
+        add("direction_distance", "log t", history["direction_distance"], 1.0)
+        add("margin_gap", "log t", history["margin_gap"], 1.0)
+    w_norm = np.asarray(history["norm"], dtype=np.float64)[sel]
+    slope, intercept, r2 = _linfit(logt, w_norm)
+    ref_norm = float(history.meta.get("reference_norm", np.nan))
+    fits["norm"] = RateFit(
+        "norm", "log t", slope, ref_norm, intercept, r2, int(t[0]), int(t[-1]), int(sel.sum())
+    )
+    return RateReport(fits)

@@ -1,0 +1,1 @@
+"""One module per paper figure: ``run()`` computes, ``plot()`` only draws."""
