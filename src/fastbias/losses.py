@@ -48,7 +48,8 @@ class Loss:
         # log(log1p(e^-u)) = -u + log(log1p(x)/x) with x = e^-u, for u > 0.
         out = np.empty_like(u)
         pos = u > 0
-        x = np.exp(-u[pos])
+        with np.errstate(under="ignore"):
+            x = np.exp(-u[pos])
         ratio = np.where(x > 1e-300, np.log1p(x) / np.where(x > 1e-300, x, 1.0), 1.0)
         out[pos] = -u[pos] + np.log(ratio)
         out[~pos] = np.log(np.logaddexp(0.0, -u[~pos]))

@@ -30,16 +30,20 @@ PRECISIONS = ("float64", "extended")
 _DIVERGENCE_FACTOR = 23.0  # stop when the loss exceeds its start by e**23 (~1e10)
 
 
-def default_lr(Z: np.ndarray) -> float:
-    """``1 / sigma_max(Z)**2``: below ``2/beta`` for both losses at ``w = 0``.
+def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -> float:
+    """A step size below ``2/beta`` at the starting point ``w0``.
 
-    At ``w = 0`` the exponential loss has Hessian ``Z^T Z`` (smoothness ``sigma_max**2``) and the
-    logistic loss ``Z^T Z / 4``.
+    The logistic loss is ``sigma_max(Z)**2 / 4``-smooth everywhere: ``1/sigma_max**2``. The
+    exponential loss has Hessian ``sum_n exp(-m_n) z_n z_n^T <= exp(-min_n m_n) Z^T Z``, so at
+    ``w0`` the step ``exp(min(min_n m_n, 0)) / sigma_max**2`` is safe (``1/sigma_max**2`` at 0).
     """
     sigma = float(np.linalg.norm(Z, 2))
     if sigma == 0:
         raise ValueError("every sample is zero; there is nothing to train on.")
-    return 1.0 / sigma**2
+    lr = 1.0 / sigma**2
+    if w0 is not None and get_loss(loss).code == 0:
+        lr *= float(np.exp(min(float(np.min(Z @ w0)), 0.0)))
+    return lr
 
 
 def _schedule(record: Any, steps: int) -> np.ndarray:
@@ -153,7 +157,8 @@ def train(
     steps : int
         Number of GD steps T.
     lr : float, optional
-        Step size eta; default ``1/sigma_max(Z)**2`` with ``Z = diag(y) X``.
+        Step size eta; default :func:`default_lr` (``1/sigma_max(Z)**2`` from ``w = 0``,
+        with ``Z = diag(y) X``).
     init : array of shape (d,), optional
         ``w(0)``; default zero.
     precision : {"float64", "extended"}
@@ -188,10 +193,10 @@ def train(
     steps = check_positive_int(steps, "steps")
     check_choice(step_rule, "step_rule", list(STEP_RULE_CODES))
     check_choice(precision, "precision", PRECISIONS)
-    safe_lr = default_lr(Z)
-    lr = safe_lr if lr is None else check_positive(lr, "lr")
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
     w0 = np.zeros(d) if init is None else check_vector(init, d, "init")
+    safe_lr = default_lr(Z, w0, lossobj.name)
+    lr = safe_lr if lr is None else check_positive(lr, "lr")
     sched = _schedule(record, steps)
     ref_vec, ref_obj, w_tilde = _resolve_reference(reference, X, y, lr, w0, step_rule)
 
@@ -280,8 +285,8 @@ def _raise_divergence(Z, w, lossobj, fail_step, log_loss0, lr, safe_lr):
         ll = log_total_loss(Z @ w64, lossobj) if np.all(np.isfinite(w64)) else np.inf
     raise DivergenceError(
         f"the loss blew up at step {fail_step}: log-loss {ll:.4g} against {log_loss0:.4g} at the "
-        f"start. lr={lr:g} is too large for this data; try lr <= {safe_lr:.3g} "
-        f"(1/sigma_max(diag(y) X)^2).",
+        f"start. lr={lr:g} is too large for this data and starting point; try lr <= {safe_lr:.3g} "
+        f"(stable at the start, see fastbias.optim.gd.default_lr).",
         step=int(fail_step),
         suggested_lr=safe_lr,
     )
