@@ -50,7 +50,9 @@ def test_divergence_detected_at_same_step(kernel):
     status, step = kernel(Z, w, 1e3, 0, 0, 0, 1000, np.array([1000]), np.zeros((1, 3)), -50.0)
     assert status == 1 and 0 < step < 1000
     w_ref = np.zeros(3)
-    ref = _reference.gd_linear(Z, w_ref, 1e3, 0, 0, 0, 1000, np.array([1000]), np.zeros((1, 3)), -50.0)
+    ref = _reference.gd_linear(
+        Z, w_ref, 1e3, 0, 0, 0, 1000, np.array([1000]), np.zeros((1, 3)), -50.0
+    )
     assert ref == (status, step)
 
 
@@ -72,7 +74,9 @@ def test_loss_weights_inplace_matches_reference(loss, rng):
         log_scale_ref, q_ref = _reference.loss_weights(m, loss)
         q = m.copy()
         buf = np.empty_like(m)
-        log_scale = _numba.loss_weights_inplace(q, len(m), m.min(), loss, buf, buf.view(np.int64), np.empty_like(m))
+        log_scale = _numba.loss_weights_inplace(
+            q, len(m), m.min(), loss, buf, buf.view(np.int64), np.empty_like(m)
+        )
         assert log_scale == pytest.approx(log_scale_ref, rel=1e-15)
         np.testing.assert_allclose(q, q_ref, rtol=1e-14, atol=1e-300)
         assert 0.5 <= q.max() <= 1.0 and np.all(q > 0)

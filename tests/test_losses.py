@@ -52,7 +52,9 @@ def test_gradient_weights_log_domain(loss):
     rng = np.random.default_rng(0)
     m = rng.normal(size=20) * 3
     log_scale, q = losses.gradient_weights(m, loss)
-    np.testing.assert_allclose(np.exp(log_scale) * q, -losses.get_loss(loss).derivative(m), rtol=1e-13)
+    np.testing.assert_allclose(
+        np.exp(log_scale) * q, -losses.get_loss(loss).derivative(m), rtol=1e-13
+    )
     # shifted by thousands: the direction is unchanged and the scale carries the shift
     log_scale2, q2 = losses.gradient_weights(m + 4000, loss)
     assert log_scale2 == pytest.approx(log_scale - 4000, abs=1e-9) or loss == "logistic"

@@ -18,7 +18,9 @@ def _fmt_seconds(s: float) -> str:
 class ProgressBar:
     """``[#####     ]  52%  5.2e+08/1e+09 steps  12.3s elapsed  ETA 11.4s``."""
 
-    def __init__(self, total: int, enabled: bool = True, stream: TextIO | None = None, width: int = 30):
+    def __init__(
+        self, total: int, enabled: bool = True, stream: TextIO | None = None, width: int = 30
+    ):
         self.total = total
         self.enabled = enabled
         self.stream = stream or sys.stderr

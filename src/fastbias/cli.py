@@ -22,7 +22,10 @@ def _steps(text: str) -> int:
 
 def _final_report(run) -> str:
     h = run.history
-    lines = [f"final iterate after {run.steps_done:,} steps: w = {np.array2string(np.asarray(run.coef, dtype=float), precision=6)}"]
+    lines = [
+        f"final iterate after {run.steps_done:,} steps: "
+        f"w = {np.array2string(np.asarray(run.coef, dtype=float), precision=6)}"
+    ]
     if run.reference is not None and "angle_gap" in h:
         ref = np.asarray(getattr(run.reference, "coef", run.reference), dtype=float)
         lines.append(
@@ -34,7 +37,9 @@ def _final_report(run) -> str:
         lines.append(f"  margin gap (eq. 3.3)              = {h['margin_gap'][-1]:.4e}")
         lines.append(f"  ||w(t) - w_hat log t||            = {h['residual_norm'][-1]:.4e}")
         if "theorem4_residual_norm" in h:
-            lines.append(f"  ||w(t) - w_hat log t - w_tilde||  = {h['theorem4_residual_norm'][-1]:.4e}")
+            lines.append(
+                f"  ||w(t) - w_hat log t - w_tilde||  = {h['theorem4_residual_norm'][-1]:.4e}"
+            )
     lines.append(f"  log-loss                          = {h['log_loss'][-1]:.6g}")
     return "\n".join(lines)
 
@@ -51,7 +56,10 @@ def _print_run(run, out: Path, elapsed: float) -> None:
         print(f"rates not fitted: {exc}")
     print()
     per_step = run.elapsed / max(run.steps_done, 1) * 1e9
-    print(f"{run.steps_done:,} steps in {run.elapsed:.3f} s of training ({per_step:.1f} ns/step); {elapsed:.2f} s in all")
+    print(
+        f"{run.steps_done:,} steps in {run.elapsed:.3f} s of training ({per_step:.1f} ns/step); "
+        f"{elapsed:.2f} s in all"
+    )
 
 
 def _demo(args) -> int:
@@ -64,7 +72,9 @@ def _demo(args) -> int:
         f"fastbias demo: GD on the Soudry et al. (2018) Figure 3.1 data, exp loss, "
         f"{args.steps:,} steps, {args.precision}, lr = 1/sigma_max(X)"
     )
-    run, X, y = figure31.run(steps=args.steps, precision=args.precision, progress=not args.no_progress)
+    run, X, y = figure31.run(
+        steps=args.steps, precision=args.precision, progress=not args.no_progress
+    )
     _print_run(run, out, time.perf_counter() - t0)
     csv = run.history.to_csv(out / "figure31_history.csv")
     png = figure31.plot(run, X, y, out / "figure31.png")
@@ -92,7 +102,9 @@ def _load_data(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         if table.shape[1] < 2:
             raise ValueError(f"{path} needs at least two columns: features, then the label")
         return table[:, :-1], table[:, -1]
-    raise ValueError(f"unsupported data file {path.name}: use .npz (arrays X, y) or .csv (label last)")
+    raise ValueError(
+        f"unsupported data file {path.name}: use .npz (arrays X, y) or .csv (label last)"
+    )
 
 
 def _run(args) -> int:
@@ -128,7 +140,9 @@ def _run(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastbias", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="GD on the Figure 3.1 data vs the exact SVM; writes PNG + CSV")
+    demo = sub.add_parser(
+        "demo", help="GD on the Figure 3.1 data vs the exact SVM; writes PNG + CSV"
+    )
     demo.add_argument("--steps", type=_steps, default=10**6)
     demo.add_argument("--precision", choices=["float64", "extended"], default="float64")
     demo.add_argument("--out", default="fastbias-out", help="output folder (default fastbias-out)")

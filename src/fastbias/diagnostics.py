@@ -51,7 +51,7 @@ def direction_distance(w: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def angle_gap(w: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``1 - cos(w, v)`` (Soudry eq. 3.2) as ``||delta||^2 / 2``: accurate down to 1e-30 and below."""
+    """``1 - cos(w, v)`` (Soudry eq. 3.2) as ``||delta||^2 / 2``: accurate far below 1e-20."""
     return direction_distance(w, v) ** 2 / 2
 
 
@@ -168,7 +168,15 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
         slope, _, r2 = _linfit(np.log(x), np.log(y[ok]))
         constant = float(np.median(y[ok] * x**theory))
         fits[name] = RateFit(
-            name, variable, -slope, theory, constant, r2, int(t[ok][0]), int(t[ok][-1]), int(ok.sum())
+            name,
+            variable,
+            -slope,
+            theory,
+            constant,
+            r2,
+            int(t[ok][0]),
+            int(t[ok][-1]),
+            int(ok.sum()),
         )
 
     add("loss", "t", np.exp(np.asarray(history["log_loss"], dtype=np.float64)), 1.0)

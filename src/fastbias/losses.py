@@ -27,7 +27,7 @@ class Loss:
     code: int
 
     def value(self, u: np.ndarray) -> np.ndarray:
-        """``l(u)``: ``exp(-u)`` or ``log1p(exp(-u))`` (as ``logaddexp(0, -u)``, exact for any u)."""
+        """``l(u)``: ``exp(-u)`` or ``log1p(exp(-u))`` (``logaddexp(0, -u)``, exact for all u)."""
         u = np.asarray(u, dtype=np.float64)
         if self.code == 0:
             return np.exp(-u)

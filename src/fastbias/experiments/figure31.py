@@ -38,7 +38,7 @@ def run(
 
 
 def plot(result: Run, X: np.ndarray, y: np.ndarray, path: str | Path) -> Path:
-    """Draw the panels of Figure 3.1 (data and separators; norm, loss, angle gap, margin gap vs t)."""
+    """Draw Figure 3.1's panels: data and separators; norm, loss, angle and margin gap vs t."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +53,9 @@ def plot(result: Run, X: np.ndarray, y: np.ndarray, path: str | Path) -> Path:
     ax = axes[0]
     pos = y > 0
     ax.scatter(X[pos, 0], X[pos, 1], marker="+", color="tab:red", s=60, label="y = +1")
-    ax.scatter(X[~pos, 0], X[~pos, 1], marker="o", facecolors="none", color="tab:blue", label="y = -1")
+    ax.scatter(
+        X[~pos, 0], X[~pos, 1], marker="o", facecolors="none", color="tab:blue", label="y = -1"
+    )
     lim = 1.1 * np.abs(X).max()
     xs = np.linspace(-lim, lim, 2)
     for v, style, label in ((w_hat, "k-", "max margin"), (w_T, "b--", f"GD, t = {t[-1]:.0e}")):
@@ -73,7 +75,7 @@ def plot(result: Run, X: np.ndarray, y: np.ndarray, path: str | Path) -> Path:
         ("D: angle gap 1 - cos(w, w_hat)", h["angle_gap"], "loglog"),
         ("E: margin gap", h["margin_gap"], "loglog"),
     ]
-    for ax, (title, values, scale) in zip(axes[1:], panels):
+    for ax, (title, values, scale) in zip(axes[1:], panels, strict=True):
         getattr(ax, scale)(t, values, "b-")
         ax.set_xlabel("t")
         ax.set_title(title)

@@ -37,4 +37,6 @@ def get_model(model: Any) -> Model:
     if isinstance(model, str) and model in names:
         return names[model]()
     expected = ", ".join(repr(n) for n in sorted(names))
-    raise ValueError(f"Unknown model {model!r}; expected a fastbias.models.Model or one of {expected}.")
+    raise ValueError(
+        f"Unknown model {model!r}; expected a fastbias.models.Model or one of {expected}."
+    )

@@ -102,7 +102,8 @@ def _kernel(precision: str):
     if not _c.available():
         raise FastbiasError(
             "precision='extended' needs the compiled C extension fastbias._cext, which is not "
-            "importable here; reinstall fastbias with `pip install .` on a machine with a C compiler."
+            "importable here; reinstall fastbias with `pip install .` on a machine with a C "
+            "compiler."
         )
     return _c.gd_linear_extended, np.longdouble
 

@@ -1,4 +1,4 @@
-"""What a run records: log-spaced checkpoints of the iterate and the diagnostics derived from them."""
+"""What a run records: log-spaced checkpoints of the iterate, and diagnostics derived from them."""
 
 from __future__ import annotations
 
