@@ -1,0 +1,197 @@
+"""C kernels compiled by cffi at install time (``fastbias._cext``), in long double.
+
+On x86-64 ``long double`` (and ``np.longdouble``) is the x87 80-bit extended format with a
+64-bit significand, so these kernels carry about 3 more decimal digits than float64. They do
+exactly the arithmetic of the NumPy specification in ``_reference.py``, with the same
+arguments in the same order, on ``np.longdouble`` arrays.
+
+The extension is imported here and nowhere else; :func:`available` says whether it was built.
+cffi releases the GIL for the duration of each call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import STATUS_DIVERGED, STATUS_OK
+
+try:
+    from fastbias._cext import ffi, lib
+except ImportError:  # the package was installed without a C compiler, or not built yet
+    ffi = None
+    lib = None
+
+__all__ = ["available", "gd_linear_extended"]
+
+# Return codes of the fb_ kernels, see csrc/fastbias.h.
+_C_OK = 0
+_C_DIVERGED = 1
+_C_ERRORS: dict[int, tuple[type[Exception], str]] = {
+    -1: (ValueError, "bad sizes or a missing array"),
+    -2: (ValueError, "unknown loss code (expected 0 exponential or 1 logistic)"),
+    -3: (ValueError, "unknown step-rule code (expected 0 fixed, 1 normalized, 2 loss-scaled)"),
+    -4: (MemoryError, "out of memory for the work arrays"),
+}
+
+
+def available() -> bool:
+    """Whether the compiled extension ``fastbias._cext`` could be imported.
+
+    Returns
+    -------
+    bool
+        ``True`` if the C kernels can be called.
+    """
+    return lib is not None
+
+
+def _translate(code: int, fail_step: int, kernel: str) -> tuple[int, int]:
+    """Map a C return code to ``(status, fail_step)`` or raise; the only place codes are read.
+
+    Parameters
+    ----------
+    code : int
+        Return value of an ``fb_`` kernel.
+    fail_step : int
+        The step reported by the kernel through its ``fail_step`` pointer.
+    kernel : str
+        Name of the C function, for the error message.
+
+    Returns
+    -------
+    status, fail_step : int, int
+        ``STATUS_OK`` or ``STATUS_DIVERGED`` and the step number.
+
+    Raises
+    ------
+    ValueError, MemoryError, RuntimeError
+        For the negative codes (argument errors that the Python checks did not catch).
+    """
+    if code == _C_OK:
+        return STATUS_OK, fail_step
+    if code == _C_DIVERGED:
+        return STATUS_DIVERGED, fail_step
+    exc, what = _C_ERRORS.get(code, (RuntimeError, "unexpected return code"))
+    raise exc(f"C kernel {kernel} failed with code {code}: {what}.")
+
+
+def _require_lib() -> Any:
+    if lib is None:
+        raise ImportError(
+            "fastbias._cext is not built: reinstall fastbias with a C compiler available "
+            "(pip install --force-reinstall --no-binary fastbias fastbias), or use the numba "
+            "backend."
+        )
+    return lib
+
+
+def _check_ld(name: str, a: Any, shape: tuple[int, ...], writeable: bool) -> None:
+    """Layout check (O(1)): the C side reads raw memory, so a wrong layout would corrupt it."""
+    if not isinstance(a, np.ndarray) or a.dtype != np.longdouble:
+        got = type(a).__name__ if not isinstance(a, np.ndarray) else a.dtype
+        raise TypeError(f"{name} must be a numpy array of dtype np.longdouble; got {got}.")
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {a.shape}.")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name}).")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{name} is written in place and must be writeable.")
+
+
+def _ld_scalar(x: Any) -> Any:
+    """A cffi ``long double`` holding ``x`` without a detour through float64."""
+    buf = np.array([x], dtype=np.longdouble)
+    return ffi.cast("long double *", buf.ctypes.data)[0]
+
+
+def gd_linear_extended(
+    Z: np.ndarray,
+    w: np.ndarray,
+    lr: float | np.longdouble,
+    loss: int,
+    rule: int,
+    step0: int,
+    n_steps: int,
+    rec_steps: np.ndarray,
+    rec_w: np.ndarray,
+    s_floor: float | np.longdouble,
+) -> tuple[int, int]:
+    """Gradient descent on a linear predictor in long double, in place (C kernel).
+
+    Same arithmetic, arguments and results as ``_reference.gd_linear``, with every array in
+    ``np.longdouble`` (80-bit extended precision on x86-64).
+
+    Parameters
+    ----------
+    Z : (N, d) np.longdouble, C-contiguous
+        Rows ``z_n = y_n x_n``.
+    w : (d,) np.longdouble, C-contiguous
+        The iterate ``w(step0)``; overwritten with the last good iterate.
+    lr : float or np.longdouble
+        Step size eta (an ``np.longdouble`` is passed on without rounding).
+    loss : int
+        0 exponential, 1 logistic.
+    rule : int
+        0 fixed ``eta_t = eta``; 1 normalized ``eta_t = eta / ||grad L||``;
+        2 loss-scaled ``eta_t = eta / L(w)``.
+    step0 : int
+        Number of steps already taken (the step counter of ``w`` on entry).
+    n_steps : int
+        Steps to take.
+    rec_steps : (K,) int64, C-contiguous
+        Increasing step numbers in ``(step0, step0 + n_steps]``; after step ``rec_steps[k]``
+        the iterate is copied into ``rec_w[k]``.
+    rec_w : (K, d) np.longdouble, C-contiguous
+        Output.
+    s_floor : float or np.longdouble
+        Divergence test: the run stops if the minimum margin of an iterate is not
+        ``> s_floor`` (this also catches NaN and inf).
+
+    Returns
+    -------
+    status, fail_step : int, int
+        ``status`` is ``STATUS_OK`` (0) when all steps ran (``fail_step`` is then
+        ``step0 + n_steps``); ``STATUS_DIVERGED`` (1) when the iterate of step ``fail_step``
+        failed the divergence test (``w`` then holds that iterate and later records are not
+        written).
+
+    Raises
+    ------
+    ImportError
+        If the extension was not built (see :func:`available`).
+    TypeError, ValueError
+        If an array has the wrong dtype, shape or layout, or a code is unknown.
+    """
+    c = _require_lib()
+    if not isinstance(Z, np.ndarray) or Z.ndim != 2:
+        raise ValueError("Z must be a 2-D numpy array of shape (N, d).")
+    N, d = Z.shape
+    _check_ld("Z", Z, (N, d), writeable=False)
+    _check_ld("w", w, (d,), writeable=True)
+    if not isinstance(rec_steps, np.ndarray) or rec_steps.dtype != np.int64 or rec_steps.ndim != 1:
+        raise TypeError("rec_steps must be a 1-D numpy array of dtype int64.")
+    if not rec_steps.flags.c_contiguous:
+        raise ValueError("rec_steps must be C-contiguous.")
+    K = rec_steps.shape[0]
+    _check_ld("rec_w", rec_w, (K, d), writeable=True)
+
+    fail = ffi.new("long long *")
+    code = c.fb_gd_linear_ld(
+        ffi.cast("const long double *", Z.ctypes.data),
+        ffi.cast("long double *", w.ctypes.data),
+        N,
+        d,
+        _ld_scalar(lr),
+        int(loss),
+        int(rule),
+        int(step0),
+        int(n_steps),
+        ffi.cast("const long long *", rec_steps.ctypes.data),
+        K,
+        ffi.cast("long double *", rec_w.ctypes.data),
+        _ld_scalar(s_floor),
+        fail,
+    )
+    return _translate(code, int(fail[0]), "fb_gd_linear_ld")
