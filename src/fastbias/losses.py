@@ -10,11 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, logsumexp
 
 from ._validation import check_choice
 from .kernels import LOSS_CODES
 from .kernels._reference import loss_weights
+
+
+def logsumexp(a: np.ndarray) -> float:
+    """``log sum exp(a)`` shifted by the maximum, so it neither overflows nor underflows."""
+    a = np.asarray(a, dtype=np.float64)
+    top = a.max()
+    if not np.isfinite(top):
+        return float(top)
+    return float(top + np.log(np.sum(np.exp(a - top))))
+
+
+def expit(u: np.ndarray) -> np.ndarray:
+    """The logistic sigmoid ``1/(1 + exp(-u))`` without overflow."""
+    u = np.asarray(u, dtype=np.float64)
+    e = np.exp(-np.abs(u))
+    return np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
 
 __all__ = ["Loss", "exponential", "logistic", "get_loss", "log_total_loss", "gradient_weights"]
 

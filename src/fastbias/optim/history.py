@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ..diagnostics import angle_gap, direction_distance, fit_rates, margin_gap, norm
-from ..losses import get_loss
+from ..losses import get_loss, logsumexp
 
 __all__ = ["checkpoint_steps", "History", "Run", "build_history"]
 

@@ -22,18 +22,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.linalg import qr, solve_triangular
-from scipy.optimize import linprog, nnls
-
-try:  # optional: pins BLAS to one thread for the small dense factorizations
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 from fastbias._validation import check_positive, check_vector, check_X_y
 from fastbias.exceptions import NotSeparableError, SolverError
 
 __all__ = ["MaxMarginSolution", "max_margin", "w_tilde"]
+
+
+# scipy is imported on first use, so `import fastbias` stays fast (the CLI's start-up time).
+def nnls(*args, **kwargs):
+    from scipy.optimize import nnls as _nnls
+
+    return _nnls(*args, **kwargs)
+
+
+def linprog(*args, **kwargs):
+    from scipy.optimize import linprog as _linprog
+
+    return _linprog(*args, **kwargs)
+
+
+def qr(*args, **kwargs):
+    from scipy.linalg import qr as _qr
+
+    return _qr(*args, **kwargs)
+
+
+def solve_triangular(*args, **kwargs):
+    from scipy.linalg import solve_triangular as _solve_triangular
+
+    return _solve_triangular(*args, **kwargs)
+
+
+def _blas_single_thread():
+    """A context pinning BLAS to one thread (threadpoolctl, optional), else None."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return None
+    return threadpool_limits(1, user_api="blas")
+
 
 _EPS = float(np.finfo(np.float64).eps)
 _NOT_SEPARABLE = "X, y are not linearly separable by a homogeneous (no-bias) linear classifier: "
@@ -364,10 +392,11 @@ def max_margin(X: Any, y: Any = None, *, tol: float = 1e-10) -> MaxMarginSolutio
     """
     X, y = check_X_y(X, y)
     tol = check_positive(tol, "tol")
-    if threadpool_limits is not None and X.shape[1] <= 500:
+    limit = _blas_single_thread() if X.shape[1] <= 500 else None
+    if limit is not None:
         # The dense factorizations here are small; multi-threaded BLAS only adds overhead
         # (and thrashes when the machine is busy).
-        with threadpool_limits(1, user_api="blas"):
+        with limit:
             return _max_margin(X, y, tol)
     return _max_margin(X, y, tol)
 
