@@ -74,9 +74,10 @@ def test_loss_weights_inplace_matches_reference(loss, rng):
         log_scale_ref, q_ref = _reference.loss_weights(m, loss)
         q = m.copy()
         buf = np.empty_like(m)
-        log_scale = _numba.loss_weights_inplace(
-            q, len(m), m.min(), loss, buf, buf.view(np.int64), np.empty_like(m)
+        log_scale, lsum = _numba.loss_weights_inplace(
+            q, len(m), m.min(), loss, buf, buf.view(np.int64), np.empty_like(m), True
         )
         assert log_scale == pytest.approx(log_scale_ref, rel=1e-15)
+        assert lsum == pytest.approx(_reference.scaled_loss_sum(m, loss), rel=1e-13)
         np.testing.assert_allclose(q, q_ref, rtol=1e-14, atol=1e-300)
         assert 0.5 <= q.max() <= 1.0 and np.all(q > 0)

@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = [
     "check_X_y",
+    "check_X_targets",
     "check_positive",
     "check_positive_int",
     "check_choice",
@@ -121,3 +122,20 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
         expected = ", ".join(repr(c) for c in sorted(choices))
         raise ValueError(f"Unknown {name} {value!r}; expected one of {expected}.")
     return value
+
+
+def check_X_targets(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a design matrix and real regression targets (no label coding)."""
+    X, _ = check_X_y(X, None)
+    if y is None:
+        raise ValueError("the squared loss needs regression targets y; got None.")
+    try:
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("regression targets y must be real numbers.") from None
+    y = np.squeeze(y) if y.ndim > 1 else y
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has shape {np.shape(y)}; they must match.")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or inf; targets must be finite.")
+    return X, np.ascontiguousarray(y)

@@ -1,8 +1,40 @@
 """Private compiled kernels and their plain-NumPy references (the specification)."""
 
 # Codes shared by every backend (NumPy reference, numba, C).
-LOSS_CODES = {"exp": 0, "logistic": 1}
+LOSS_CODES = {"exp": 0, "logistic": 1, "squared": 2}
 STEP_RULE_CODES = {"fixed": 0, "normalized": 1, "loss-scaled": 2}
 
 STATUS_OK = 0
 STATUS_DIVERGED = 1
+
+
+def linear_kernel(precision: str, backend: str = "auto"):
+    """The linear GD kernel for a precision: ``(kernel, dtype)``.
+
+    float64: the C kernel (SIMD exp, OpenMP for large problems) when the extension is built,
+    else numba; ``backend="numba"`` forces numba. extended: the C long double kernel.
+    """
+    import numpy as np
+
+    from ..exceptions import FastbiasError
+
+    if precision == "float64":
+        if backend in ("auto", "c"):
+            from . import _c
+
+            if _c.available() and hasattr(_c, "gd_linear_float64"):
+                return _c.gd_linear_float64, np.float64
+            if backend == "c":
+                raise FastbiasError("backend='c' needs the compiled extension fastbias._cext.")
+        from . import _numba
+
+        return _numba.gd_linear, np.float64
+    from . import _c
+
+    if not _c.available():
+        raise FastbiasError(
+            "precision='extended' needs the compiled C extension fastbias._cext, which is not "
+            "importable here; reinstall fastbias with `pip install .` on a machine with a C "
+            "compiler."
+        )
+    return _c.gd_linear_extended, np.longdouble

@@ -86,49 +86,45 @@ def min_value(m, n):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def loss_weights_inplace(m, n, s, loss, ubuf, ubits, a):
+def loss_weights_inplace(m, n, s, loss, ubuf, ubits, a, need_sum):
     """Overwrite margins ``m[:n]`` by the log-domain weights ``q`` of ``_reference.loss_weights``.
 
-    ``s = min m``; ``a`` is float64 scratch of length >= n. Returns ``log_scale``.
+    ``s = min m``; ``a`` is float64 scratch of length >= n. Returns ``(log_scale, lsum)`` where
+    ``lsum = L / exp(log_scale)`` (``_reference.scaled_loss_sum``) when ``need_sum`` is true
+    (the loss-scaled rule), else 0. It is computed from the margins before they are
+    overwritten, so no precision is lost where ``q`` is close to 1.
     """
+    lsum = 0.0
     if loss == 1 and s < 0.0:
-        # q = 1 / (1 + exp(m)) from a = exp(-|m|), which never overflows.
+        # q = 1 / (1 + exp(m)) from a = exp(-|m|), which never overflows;
+        # l(m) = max(-m, 0) + log1p(exp(-|m|)).
         for i in range(n):
             a[i] = -abs(m[i])
         exp_nonpos(a, n, ubuf, ubits)
+        if need_sum:
+            for i in range(n):
+                lsum += max(-m[i], 0.0) + math.log1p(a[i])
         for i in range(n):
             q = 1.0 / (1.0 + a[i])
             m[i] = q if m[i] <= 0.0 else a[i] * q
-        return 0.0
+        return 0.0, lsum
     for i in range(n):
         m[i] = s - m[i]
     exp_nonpos(m, n, ubuf, ubits)
-    if loss == 1:
-        c = math.exp(-s)
-        for i in range(n):
-            m[i] = m[i] / (1.0 + c * m[i])
-    return -s
-
-
-@njit(nogil=True, cache=True)
-def scaled_loss_sum_from_weights(q, n, loss, s):
-    """``L / exp(log_scale)`` from weights ``q`` (the ``_reference.scaled_loss_sum`` value)."""
-    total = 0.0
     if loss == 0:
-        for i in range(n):
-            total += q[i]
-        return total
-    if s < 0.0:
-        # q = sigmoid(-m), and l(m) = -log(1 - q) = -log1p(-q).
-        for i in range(n):
-            total += -math.log1p(-q[i])
-        return total
+        if need_sum:
+            for i in range(n):
+                lsum += m[i]
+        return -s, lsum
     c = math.exp(-s)
+    if need_sum:
+        # L / exp(-s) = sum_n E_n log1p(c E_n) / (c E_n), with E_n = exp(s - m_n) <= 1.
+        for i in range(n):
+            x = c * m[i]
+            lsum += m[i] * (math.log1p(x) / x if x > 1e-300 else 1.0)
     for i in range(n):
-        E = q[i] / (1.0 - c * q[i])  # invert q = E / (1 + c E)
-        x = c * E
-        total += E * (math.log1p(x) / x if x > 1e-300 else 1.0)
-    return total
+        m[i] = m[i] / (1.0 + c * m[i])
+    return -s, lsum
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -156,7 +152,7 @@ def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
         s = min_value(m, N)
         if not s > s_floor:
             return STATUS_DIVERGED, t
-        log_scale = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a)
+        log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
         gnorm2 = 0.0
         for j in range(d):
             acc = 0.0
@@ -171,7 +167,7 @@ def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
         elif rule == 1:
             c = lr / math.sqrt(gnorm2)
         else:
-            c = lr / scaled_loss_sum_from_weights(m, N, loss, s)
+            c = lr / lsum
         for j in range(d):
             w[j] += c * G[j]
         if k < K and rec_steps[k] == t + 1:

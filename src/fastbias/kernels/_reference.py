@@ -96,3 +96,107 @@ def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
             rec_w[k] = w
             k += 1
     return STATUS_OK, step0 + n_steps
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameterized predictors beta = P(theta): one generic GD loop, model-specific predictor / VJP.
+
+
+def gd_model(
+    predictor, vjp, Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor
+):
+    """GD on the parameters of a linear-in-x model ``f(x) = x.P(theta)`` (Gunasekar eq. 7).
+
+    Parameters
+    ----------
+    predictor : callable ``theta -> beta``.
+    vjp : callable ``(theta, G) -> dtheta`` with ``dtheta = J_P(theta)^T G``.
+    Z : (N, d) rows ``y_n x_n`` for classification; rows ``x_n`` for the squared loss.
+    targets : (N,) regression targets (read only for the squared loss).
+    theta : flat parameter vector, updated in place.
+    loss : 0 exponential, 1 logistic, 2 squared ``L = 1/2 sum_n (x_n.beta - y_n)^2``.
+    rule, step0, n_steps, rec_steps, rec_theta : as in :func:`gd_linear`.
+    floor : divergence test: classification stops when ``min_n m_n`` is not ``> floor``; the
+        squared loss stops when ``L`` is not ``< -floor``.
+
+    The negative gradient is ``-grad_theta L = exp(log_scale) * J^T Z^T q`` with the log-domain
+    weights ``q`` of :func:`loss_weights` (``q = y - X beta``, ``log_scale = 0`` for squared).
+    """
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        beta = predictor(theta)
+        m = Z @ beta
+        if loss == 2:
+            q = targets - m
+            log_scale = 0.0
+            lsum = 0.5 * float(q @ q)
+            if not lsum < -floor:
+                return STATUS_DIVERGED, t
+        else:
+            if not m.min() > floor:
+                return STATUS_DIVERGED, t
+            log_scale, q = loss_weights(m, loss)
+            lsum = scaled_loss_sum(m, loss)
+        g = vjp(theta, Z.T @ q)
+        gnorm = np.sqrt(g @ g)
+        if not np.isfinite(gnorm):
+            return STATUS_DIVERGED, t
+        if rule == 0:
+            theta += (lr * np.exp(log_scale)) * g
+        elif rule == 1:
+            if gnorm > 0:
+                theta += (lr / gnorm) * g
+        else:
+            theta += (lr / lsum) * g
+        if k < rec_steps.shape[0] and rec_steps[k] == t + 1:
+            rec_theta[k] = theta
+            k += 1
+    return STATUS_OK, step0 + n_steps
+
+
+def diagonal_predictor(theta, depth):
+    """``beta = w_1 * ... * w_L`` (Yun eq. 11); ``theta`` holds the layers one after another."""
+    return np.prod(theta.reshape(depth, -1), axis=0)
+
+
+def diagonal_vjp(theta, G, depth):
+    """``d<G, beta>/d w_l = G * prod_{k != l} w_k``."""
+    W = theta.reshape(depth, -1)
+    out = np.empty_like(W)
+    for layer in range(depth):
+        out[layer] = G * np.prod(np.delete(W, layer, axis=0), axis=0)
+    return out.ravel()
+
+
+def fc_layers(theta, dims):
+    """Split ``theta`` into ``W_1 (d1 x d2), ..., W_{L-1}, w_L (d_L)`` (row-major)."""
+    layers, pos = [], 0
+    for a, b in zip(dims[:-1], dims[1:], strict=True):
+        layers.append(theta[pos : pos + a * b].reshape(a, b))
+        pos += a * b
+    layers.append(theta[pos : pos + dims[-1]])
+    return layers
+
+
+def fc_predictor(theta, dims):
+    """``beta = W_1 W_2 ... W_{L-1} w_L`` (Gunasekar eq. 1, Yun eq. 10)."""
+    layers = fc_layers(theta, dims)
+    beta = layers[-1]
+    for W in reversed(layers[:-1]):
+        beta = W @ beta
+    return beta
+
+
+def fc_vjp(theta, G, dims):
+    """VJP: ``d<G, beta>/dW_l = (W_{l-1}^T .. W_1^T G)(W_{l+1} .. w_L)^T``, ``d/dw_L = a_L``."""
+    layers = fc_layers(theta, dims)
+    right, b = [], layers[-1]
+    for W in reversed(layers[:-1]):
+        right.insert(0, b)  # right[l] = W_{l+1} .. w_L, the factor to the right of W_l
+        b = W @ b
+    out, a = [], G
+    for W, b in zip(layers[:-1], right, strict=True):
+        out.append(np.outer(a, b).ravel())
+        a = W.T @ a
+    out.append(a)
+    return np.concatenate(out)

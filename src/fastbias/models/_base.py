@@ -1,30 +1,173 @@
-"""The small protocol every model follows, and lookup by name."""
+"""The protocol every model follows, and lookup by name.
+
+A model is a parameterization ``beta = P(theta)`` of a linear predictor ``f(x) = x.beta``
+(Gunasekar et al. 2018, eq. 4; Yun et al. 2021, eq. 6). ``theta`` is a list of arrays, one per
+layer; kernels see it flattened (layers one after another, each in C order).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+# run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor) -> (status, fail_step)
+Runner = Callable[..., tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class ConvergenceCondition:
+    """A sufficient initial condition for the loss to go to zero, and whether it holds.
+
+    ``margin`` is the lambda of Yun et al. Theorem 2 (or the analogous quantity of the theorem
+    named in ``theorem``); the condition holds when ``margin > 0``.
+    """
+
+    margin: float
+    holds: bool
+    theorem: str
+    detail: str = ""
+
 
 class Model(ABC):
-    """A parameterization ``beta = P(theta)`` of a linear predictor ``f(x) = beta.x``.
+    """A parameterization ``beta = P(theta)``; subclasses define the layer shapes, the
+    predictor and its vector-Jacobian product (NumPy references), and the compiled run kernel.
 
-    Subclasses define :meth:`predictor` and the compiled run kernels the engine dispatches to.
-    ``degree`` is the homogeneity order L of ``P`` (``P(c theta) = c**L P(theta)``), used for
-    homogeneity-aware metrics such as the normalized margin ``min_n y_n f(x_n)/||theta||**L``.
+    ``depth`` is L, the homogeneity order: ``P(c theta) = c**L P(theta)``.
     """
 
     name: str = "model"
-    degree: int = 1
+    depth: int = 1
+
+    # ---- structure -------------------------------------------------------------------------
+    @abstractmethod
+    def shapes(self, d: int) -> list[tuple[int, ...]]:
+        """Shapes of the layers for inputs of dimension ``d`` (raises ValueError if invalid)."""
+
+    def n_params(self, d: int) -> int:
+        return int(sum(np.prod(s) for s in self.shapes(d)))
+
+    def flatten(self, params: Sequence[np.ndarray]) -> np.ndarray:
+        """The flat parameter vector the kernels use."""
+        return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in params])
+
+    def unflatten(self, theta: np.ndarray, d: int) -> list[np.ndarray]:
+        """Layers from a flat vector (views into ``theta``)."""
+        out, pos = [], 0
+        for s in self.shapes(d):
+            size = int(np.prod(s))
+            out.append(theta[pos : pos + size].reshape(s))
+            pos += size
+        return out
+
+    # ---- the map P and its derivative (NumPy references) ----------------------------------
+    @abstractmethod
+    def predictor(self, params: Sequence[np.ndarray]) -> np.ndarray:
+        """``beta = P(theta)``."""
 
     @abstractmethod
-    def predictor(self, params: list[np.ndarray]) -> np.ndarray:
-        """The predictor ``beta`` of ``f(x) = beta.x`` for the given parameters."""
+    def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
+        """``J_P(theta)^T G``: the gradient of ``<G, P(theta)>`` with respect to every layer."""
+
+    def margins(self, params: Sequence[np.ndarray], X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``y_n f(x_n)``."""
+        return y * (np.asarray(X) @ self.predictor(params))
+
+    def layer_norms(self, params: Sequence[np.ndarray]) -> np.ndarray:
+        """Euclidean (Frobenius) norm of every layer."""
+        return np.array([np.linalg.norm(np.ravel(p)) for p in params])
+
+    def normalized_margin(
+        self, params: Sequence[np.ndarray], X: np.ndarray, y: np.ndarray
+    ) -> float:
+        """``min_n y_n f(x_n) / ||theta||**L``, the homogeneity-aware margin."""
+        theta_norm = float(np.linalg.norm(self.flatten(params)))
+        return float(self.margins(params, X, y).min() / theta_norm**self.depth)
+
+    # ---- initialization -------------------------------------------------------------------
+    def init_params(
+        self, d: int, init: Any = None, init_scale: float = 1.0, seed: int | None = 0
+    ) -> list[np.ndarray]:
+        """Initial layers: a list of arrays (one per layer), or a named scheme.
+
+        ``"gaussian"`` (default for deep models): seeded standard normal entries divided by
+        ``sqrt(layer size)`` (unit-order layer norms). ``"yun"``: Yun et al.'s
+        ``v_l(0) = alpha * v_bar_l`` with seeded Gaussian ``v_bar_l`` for ``l < L`` and
+        ``v_bar_L = 0``. ``"zeros"``: all zero (a saddle for deep models). The directions are
+        multiplied by ``init_scale`` (``alpha``) in every case, also when given as arrays.
+        """
+        shapes = self.shapes(d)
+        if init is None:
+            init = self.default_init
+        if isinstance(init, str):
+            rng = np.random.default_rng(seed)
+            if init == "zeros":
+                params = [np.zeros(s) for s in shapes]
+            elif init in ("gaussian", "yun"):
+                params = [rng.standard_normal(s) / np.sqrt(np.prod(s)) for s in shapes]
+                if init == "yun":
+                    params[-1] = np.zeros(shapes[-1])
+            else:
+                raise ValueError(
+                    f"Unknown init {init!r}; expected a list of arrays or one of "
+                    "'gaussian', 'yun', 'zeros'."
+                )
+        else:
+            if isinstance(init, np.ndarray) and len(shapes) == 1:
+                init = [init]
+            init = list(init)
+            if len(init) != len(shapes):
+                raise ValueError(
+                    f"init has {len(init)} arrays but {self!r} has {len(shapes)} layers."
+                )
+            params = []
+            for layer, (arr, shape) in enumerate(zip(init, shapes, strict=True)):
+                arr = np.array(arr, dtype=np.float64)
+                if arr.shape != shape:
+                    if arr.size == np.prod(shape) and arr.ndim == 1 and len(shape) == 1:
+                        arr = arr.reshape(shape)
+                    else:
+                        raise ValueError(
+                            f"init layer {layer + 1} has shape {arr.shape}; expected {shape}."
+                        )
+                if not np.all(np.isfinite(arr)):
+                    raise ValueError(f"init layer {layer + 1} contains NaN or inf.")
+                params.append(arr)
+        return [p * float(init_scale) for p in params]
+
+    default_init: str = "gaussian"
+
+    # ---- theory ----------------------------------------------------------------------------
+    def convergence_condition(
+        self, params: Sequence[np.ndarray], task: str = "classification"
+    ) -> ConvergenceCondition | None:
+        """The sufficient initial condition (Yun et al. 2021) for the loss to go to zero from
+        ``params``, for ``task`` in {"classification", "regression"}; None when none is known."""
+        return None
+
+    # ---- compiled runs ---------------------------------------------------------------------
+    @abstractmethod
+    def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
+        """A callable running whole chunks of GD steps in compiled code (see module doc)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def generic_runner(kernel, Z, targets, loss, extra=()) -> Runner:
+    """Bind a ``_numba_models`` kernel to its data: ``run(theta, lr, rule, ...)``."""
+    Zc = np.ascontiguousarray(Z, dtype=np.float64)
+    tc = np.ascontiguousarray(targets, dtype=np.float64)
+
+    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+        return kernel(
+            Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, *extra
+        )
+
+    return run
 
 
 def get_model(model: Any) -> Model:
@@ -38,5 +181,6 @@ def get_model(model: Any) -> Model:
         return names[model]()
     expected = ", ".join(repr(n) for n in sorted(names))
     raise ValueError(
-        f"Unknown model {model!r}; expected a fastbias.models.Model or one of {expected}."
+        f"Unknown model {model!r}; expected a fastbias.models.Model (Linear(), "
+        f"FullyConnected(widths), Diagonal(depth), ...) or one of {expected}."
     )

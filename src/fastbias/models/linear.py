@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ._base import Model
+from ._base import Model, Runner, generic_runner
 
 
 class Linear(Model):
     """``beta = w``: one layer, homogeneous of degree 1."""
 
     name = "linear"
-    degree = 1
+    depth = 1
+    default_init = "zeros"
 
-    def predictor(self, params: list[np.ndarray]) -> np.ndarray:
+    def shapes(self, d: int) -> list[tuple[int, ...]]:
+        return [(d,)]
+
+    def predictor(self, params: Sequence[np.ndarray]) -> np.ndarray:
         """``beta = w`` for ``params = [w]``."""
         (w,) = params
         return np.asarray(w)
+
+    def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(G, dtype=np.float64).copy()]
+
+    def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
+        if loss == 2:  # squared loss: the one-layer fully connected kernel
+            from ..kernels._numba_models import gd_fully_connected
+
+            d = Z.shape[1]
+            extra = (np.array([d], dtype=np.int64), np.zeros(1, dtype=np.int64))
+            return generic_runner(gd_fully_connected, Z, targets, loss, extra)
+        from ..kernels import linear_kernel
+
+        kernel, dtype = linear_kernel(precision)
+        Zk = np.ascontiguousarray(Z, dtype=dtype)
+
+        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+            return kernel(Zk, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor)
+
+        return run

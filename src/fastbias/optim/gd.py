@@ -17,33 +17,50 @@ from typing import Any
 import numpy as np
 
 from .._progress import ProgressBar
-from .._validation import check_choice, check_positive, check_positive_int, check_vector, check_X_y
-from ..exceptions import DivergenceError, FastbiasError, NotSeparableError
+from .._validation import (
+    check_choice,
+    check_positive,
+    check_positive_int,
+    check_vector,
+    check_X_targets,
+    check_X_y,
+)
+from ..exceptions import DivergenceError, NotSeparableError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
-from ..models import get_model
+from ..models import FullyConnected, Linear, Model, get_model
 from .history import Run, build_history, checkpoint_steps
 
 __all__ = ["train", "default_lr"]
 
 PRECISIONS = ("float64", "extended")
+LOSSES = ("exp", "exponential", "logistic", "squared")
 _DIVERGENCE_FACTOR = 23.0  # stop when the loss exceeds its start by e**23 (~1e10)
 
 
 def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -> float:
-    """A step size below ``2/beta`` at the starting point ``w0``.
+    """A step size below ``2/beta`` at the starting point ``w0`` of the linear model.
 
     The logistic loss is ``sigma_max(Z)**2 / 4``-smooth everywhere: ``1/sigma_max**2``. The
     exponential loss has Hessian ``sum_n exp(-m_n) z_n z_n^T <= exp(-min_n m_n) Z^T Z``, so at
     ``w0`` the step ``exp(min(min_n m_n, 0)) / sigma_max**2`` is safe (``1/sigma_max**2`` at 0).
+    The squared loss is ``sigma_max**2``-smooth: ``1/sigma_max**2``.
     """
     sigma = float(np.linalg.norm(Z, 2))
     if sigma == 0:
         raise ValueError("every sample is zero; there is nothing to train on.")
     lr = 1.0 / sigma**2
-    if w0 is not None and get_loss(loss).code == 0:
+    if w0 is not None and loss in ("exp", "exponential"):
         lr *= float(np.exp(min(float(np.min(Z @ w0)), 0.0)))
     return lr
+
+
+def _deep_default_lr(Z: np.ndarray, theta0: np.ndarray, depth: int, lossname: str) -> float:
+    """A heuristic safe step for a depth-L model: the linear one divided by the size of the
+    other layers' product (the Hessian of ``beta`` scales like ``||theta||^(2(L-1))``)."""
+    base = default_lr(Z, None, lossname)
+    scale = max(1.0, float(np.linalg.norm(theta0)) ** (2 * (depth - 1)))
+    return base / (depth * scale)
 
 
 def _schedule(record: Any, steps: int) -> np.ndarray:
@@ -58,14 +75,27 @@ def _schedule(record: Any, steps: int) -> np.ndarray:
     return np.unique(np.concatenate([sched, [steps]])).astype(np.int64)
 
 
-def _resolve_reference(reference, X, y, lr, w0, step_rule):
+def _resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
     """Return (reference vector or None, reference object, w_tilde or None)."""
     from ..references import MaxMarginSolution, max_margin
 
     if reference is None or (isinstance(reference, str) and reference == "none"):
         return None, None, None
     if isinstance(reference, str):
-        check_choice(reference, "reference", ["auto", "svm", "none"])
+        check_choice(reference, "reference", ["auto", "svm", "min-norm", "none"])
+        if regression:
+            if reference == "svm":
+                raise ValueError("reference='svm' is for classification; the loss is squared.")
+            if reference == "auto" and not isinstance(mdl, Linear):
+                return None, None, None
+            coef = np.linalg.lstsq(X, y, rcond=None)[0]  # minimum-norm interpolant
+            return coef, coef, None
+        if reference == "min-norm":
+            raise ValueError("reference='min-norm' is for the squared loss.")
+        if reference == "auto" and not isinstance(mdl, (Linear, FullyConnected)):
+            # Theorem 1 (L2 SVM) holds for Linear and FullyConnected only; other models'
+            # limits come from fastbias.references (pass reference=... explicitly).
+            return None, None, None
         try:
             sol = max_margin(X, y)
         except NotSeparableError:
@@ -80,32 +110,16 @@ def _resolve_reference(reference, X, y, lr, w0, step_rule):
         reference = sol
     if isinstance(reference, MaxMarginSolution):
         w_tilde = None
-        if step_rule == "fixed":
+        if step_rule == "fixed" and isinstance(mdl, Linear) and w0 is not None:
             try:
                 w_tilde = reference.w_tilde(lr, w0)
             except ValueError:
                 w_tilde = None  # Theorem 4 needs the support vectors to span the data
         return reference.coef, reference, w_tilde
     vec = check_vector(reference, X.shape[1], "reference")
-    if not np.any(vec):
+    if not np.any(vec) and not regression:
         raise ValueError("reference direction is the zero vector; pass a nonzero direction.")
     return vec, vec, None
-
-
-def _kernel(precision: str):
-    if precision == "float64":
-        from ..kernels import _numba
-
-        return _numba.gd_linear, np.float64
-    from ..kernels import _c
-
-    if not _c.available():
-        raise FastbiasError(
-            "precision='extended' needs the compiled C extension fastbias._cext, which is not "
-            "importable here; reinstall fastbias with `pip install .` on a machine with a C "
-            "compiler."
-        )
-    return _c.gd_linear_extended, np.longdouble
 
 
 class _InterruptFlag:
@@ -133,11 +147,13 @@ def train(
     X,
     y=None,
     *,
-    model="linear",
+    model: str | Model = "linear",
     loss: str = "exp",
     steps: int = 1000,
     lr: float | None = None,
-    init=None,
+    init: Any = None,
+    init_scale: float = 1.0,
+    seed: int | None = 0,
     precision: str = "float64",
     record: int | Any = 10,
     reference: Any = "auto",
@@ -145,30 +161,41 @@ def train(
     progress: bool = False,
     chunk_seconds: float = 0.5,
 ) -> Run:
-    """Train by gradient descent, the whole run in compiled kernels (Soudry et al. eq. 2.2).
+    """Train ``f(x) = x.P(theta)`` by gradient descent, whole runs in compiled kernels.
+
+    Soudry et al. eq. 2.2 for the linear model; Gunasekar et al. eq. 7 for the deep models of
+    :mod:`fastbias.models`.
 
     Parameters
     ----------
     X : array of shape (N, d)
-        Samples. ``y`` labels (-1/+1, any two-class coding, or None for all +1).
+        Samples. ``y``: labels (-1/+1, any two-class coding, or None for all +1) for the
+        classification losses; real targets for ``loss="squared"``.
     model : str or Model
-        ``"linear"`` (the predictor ``w`` itself).
-    loss : {"exp", "logistic"}
-        Margin loss; gradients are carried in log domain.
+        ``"linear"``, or an instance such as ``FullyConnected([50])``, ``Diagonal(2)``.
+    loss : {"exp", "logistic", "squared"}
+        Margin losses carry gradients in log domain; ``"squared"`` is ``1/2 sum (f - y)^2``.
     steps : int
         Number of GD steps T.
     lr : float, optional
-        Step size eta; default :func:`default_lr` (``1/sigma_max(Z)**2`` from ``w = 0``,
-        with ``Z = diag(y) X``).
-    init : array of shape (d,), optional
-        ``w(0)``; default zero.
+        Step size eta; default :func:`default_lr` for the linear model (``1/sigma_max(Z)**2``
+        from ``w = 0``), a depth-scaled version of it for deep models.
+    init : array, list of arrays, or {"gaussian", "yun", "zeros"}, optional
+        Initial parameters (one array per layer), or a named seeded scheme; see
+        :meth:`fastbias.models.Model.init_params`. Default: zero for the linear model,
+        ``"gaussian"`` for deep models.
+    init_scale : float
+        ``alpha``: multiplies the initial directions.
+    seed : int, optional
+        Seed of the named initialization schemes.
     precision : {"float64", "extended"}
-        ``"extended"`` runs an 80-bit long double C kernel.
+        ``"extended"`` runs an 80-bit long double C kernel (linear model, exp/logistic loss).
     record : int or array of int
         Checkpoints per decade (log-spaced, plus the last step), or explicit step numbers.
-    reference : "auto", "svm", None, array or MaxMarginSolution
-        What gaps are measured against; ``"auto"`` is the exact L2 max-margin solution when the
-        data are separable (``"svm"`` insists on it).
+    reference : "auto", "svm", "min-norm", None, array or MaxMarginSolution
+        What gaps are measured against. ``"auto"``: the exact L2 max-margin solution for the
+        linear and fully connected models on separable data (Gunasekar Theorem 1); the
+        minimum-norm interpolant for the linear model with squared loss; none otherwise.
     step_rule : {"fixed", "normalized", "loss-scaled"}
         ``eta_t = eta``, ``eta/||grad L||`` or ``eta/L``.
     progress : bool
@@ -179,41 +206,81 @@ def train(
     Returns
     -------
     Run
-        ``.coef``, ``.params``, ``.history`` (checkpointed diagnostics), ``.rates()``.
+        ``.coef`` (beta), ``.params`` (layers), ``.history``, ``.rates()``.
 
     Raises
     ------
     DivergenceError
         When the loss blows up (the step size is too large); names the step and a safe lr.
     """
-    X, y = check_X_y(X, y)
+    check_choice(loss, "loss", LOSSES)
+    regression = loss == "squared"
+    if regression:
+        X, y = check_X_targets(X, y)
+        Z, targets = X, y
+        loss_code = 2
+    else:
+        X, y = check_X_y(X, y)
+        Z, targets = X * y[:, None], np.zeros(X.shape[0])
+        loss_code = get_loss(loss).code
+        loss = get_loss(loss).name
     N, d = X.shape
-    Z = X * y[:, None]
     mdl = get_model(model)
-    lossobj = get_loss(loss)
+    mdl.shapes(d)  # validates the architecture against d
     steps = check_positive_int(steps, "steps")
     check_choice(step_rule, "step_rule", list(STEP_RULE_CODES))
     check_choice(precision, "precision", PRECISIONS)
+    if precision == "extended" and (regression or not isinstance(mdl, Linear)):
+        raise ValueError(
+            "precision='extended' is available for the linear model with the exp or logistic "
+            f"loss; got model {mdl!r} with loss {loss!r}."
+        )
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
-    w0 = np.zeros(d) if init is None else check_vector(init, d, "init")
-    safe_lr = default_lr(Z, w0, lossobj.name)
+    init_scale = check_positive(init_scale, "init_scale")
+    if isinstance(mdl, Linear) and init is not None and not isinstance(init, str):
+        arr = np.asarray(init, dtype=np.float64)
+        init = [check_vector(arr[0] if arr.ndim == 2 and arr.shape[0] == 1 else arr, d, "init")]
+    params0 = mdl.init_params(d, init, init_scale, seed)
+    theta0 = mdl.flatten(params0)
+    if mdl.depth > 1:
+        cond = mdl.convergence_condition(params0, "regression" if regression else "classification")
+        if cond is not None and not cond.holds:
+            warnings.warn(
+                f"the initialization does not satisfy the sufficient convergence condition of "
+                f"{cond.theorem} (lambda = {cond.margin:.3g} <= 0); the loss may not go to zero.",
+                stacklevel=2,
+            )
+    if isinstance(mdl, Linear):
+        safe_lr = default_lr(Z, theta0, loss)
+    else:
+        safe_lr = _deep_default_lr(Z, theta0, mdl.depth, loss)
     lr = safe_lr if lr is None else check_positive(lr, "lr")
     sched = _schedule(record, steps)
-    ref_vec, ref_obj, w_tilde = _resolve_reference(reference, X, y, lr, w0, step_rule)
+    ref_vec, ref_obj, w_tilde = _resolve_reference(
+        reference, mdl, X, y, lr, theta0 if isinstance(mdl, Linear) else None, step_rule, regression
+    )
 
-    log_loss0 = log_total_loss(Z @ w0, lossobj)
-    if lossobj.code == 0:
-        s_floor = -(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
+    beta0 = mdl.predictor(params0)
+    if regression:
+        loss0 = 0.5 * float(np.sum((X @ beta0 - y) ** 2))
+        log_loss0 = np.log(loss0) if loss0 > 0 else -np.inf
+        floor = -max(loss0, 1.0) * np.exp(_DIVERGENCE_FACTOR)
     else:
-        s_floor = -np.exp(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
+        log_loss0 = log_total_loss(Z @ beta0, loss)
+        if loss_code == 0:
+            floor = -(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
+        else:
+            floor = -np.exp(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
 
-    kernel, dtype = _kernel(precision)
-    Zk = np.ascontiguousarray(Z, dtype=dtype)
-    w = np.array(w0, dtype=dtype)
-    rec = np.zeros((len(sched), d), dtype=dtype)
+    runner = mdl.runner(Z, targets, loss_code, precision)
+    dtype = np.longdouble if precision == "extended" else np.float64
+    theta = np.array(theta0, dtype=dtype)
+    rec = np.zeros((len(sched), theta.size), dtype=dtype)
     rule = STEP_RULE_CODES[step_rule]
 
-    est_ns = (2.0 * N * d + 30.0 * N + 50.0) * (1.0 if precision == "float64" else 25.0)
+    est_ns = (4.0 * N * d + 30.0 * N + 4.0 * theta.size + 50.0) * (
+        1.0 if precision == "float64" else 25.0
+    )
     chunk = max(1, int(chunk_seconds * 1e9 / est_ns))
     done, k_rec = 0, 0
     status = "completed"
@@ -224,13 +291,15 @@ def train(
             n = min(chunk, steps - done)
             hi = int(np.searchsorted(sched, done + n, side="right"))
             t0 = time.perf_counter()
-            code, fail_step = kernel(
-                Zk, w, lr, lossobj.code, rule, done, n, sched[k_rec:hi], rec[k_rec:hi], s_floor
+            code, fail_step = runner(
+                theta, lr, rule, done, n, sched[k_rec:hi], rec[k_rec:hi], floor
             )
             elapsed = time.perf_counter() - t0
             if code == STATUS_DIVERGED:
                 bar.close()
-                _raise_divergence(Z, w, lossobj, fail_step, log_loss0, lr, safe_lr)
+                _raise_divergence(
+                    mdl, Z, targets, theta, d, loss, fail_step, log_loss0, lr, safe_lr
+                )
             done += n
             k_rec = hi
             bar.update(done)
@@ -243,51 +312,64 @@ def train(
     total = time.perf_counter() - start
 
     rec_steps = sched[:k_rec]
-    rec_w = rec[:k_rec]
+    rec_theta = rec[:k_rec]
     if done > 0 and (k_rec == 0 or rec_steps[-1] != done):
         rec_steps = np.append(rec_steps, done)
-        rec_w = np.vstack([rec_w, w[None, :]])
-    if not np.all(np.isfinite(w)):
+        rec_theta = np.vstack([rec_theta, theta[None, :]])
+    if not np.all(np.isfinite(theta)):
         raise DivergenceError(
-            f"the iterate became non-finite by step {done}; lr={lr:g} is too large. "
+            f"the parameters became non-finite by step {done}; lr={lr:g} is too large. "
             f"Try lr <= {safe_lr:.3g}.",
             step=done,
             suggested_lr=safe_lr,
         )
     settings = {
-        "model": mdl.name,
-        "loss": lossobj.name,
+        "model": repr(mdl),
+        "loss": loss,
         "lr": lr,
         "steps": steps,
         "precision": precision,
         "step_rule": step_rule,
-        "init": w0,
+        "init_scale": init_scale,
+        "seed": seed,
     }
     meta = dict(settings)
     if ref_vec is not None:
         meta["reference_norm"] = float(np.linalg.norm(ref_vec))
-    history = build_history(rec_steps, rec_w, Z, lossobj.name, ref_vec, w_tilde, meta)
-    coef = np.array(w, dtype=np.float64) if precision == "float64" else w.copy()
+    history = build_history(rec_steps, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta)
+    params = [
+        np.array(p, dtype=np.float64) if precision == "float64" else p.copy()
+        for p in mdl.unflatten(theta, d)
+    ]
+    coef = mdl.predictor(params)
     return Run(
         coef=coef,
-        params=[coef],
+        params=params,
         history=history,
         status=status,
         steps_done=done,
         settings=settings,
         reference=ref_obj,
         elapsed=total,
+        model=mdl,
     )
 
 
-def _raise_divergence(Z, w, lossobj, fail_step, log_loss0, lr, safe_lr):
-    w64 = np.asarray(w, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        ll = log_total_loss(Z @ w64, lossobj) if np.all(np.isfinite(w64)) else np.inf
+def _raise_divergence(mdl, Z, targets, theta, d, loss, fail_step, log_loss0, lr, safe_lr):
+    theta64 = np.asarray(theta, dtype=np.float64)
+    ll = np.inf
+    if np.all(np.isfinite(theta64)):
+        with np.errstate(all="ignore"):
+            beta = mdl.predictor(mdl.unflatten(theta64, d))
+            m = Z @ beta
+            if loss == "squared":
+                ll = float(np.log(0.5 * np.sum((m - targets) ** 2)))
+            else:
+                ll = log_total_loss(m, loss)
     raise DivergenceError(
         f"the loss blew up at step {fail_step}: log-loss {ll:.4g} against {log_loss0:.4g} at the "
-        f"start. lr={lr:g} is too large for this data and starting point; try lr <= {safe_lr:.3g} "
-        f"(stable at the start, see fastbias.optim.gd.default_lr).",
+        f"start. lr={lr:g} is too large for this data and starting point; try lr <= "
+        f"{safe_lr:.3g} (stable at the start, see fastbias.optim.gd.default_lr).",
         step=int(fail_step),
         suggested_lr=safe_lr,
     )

@@ -28,7 +28,8 @@ class History:
     """Columns recorded at checkpoint steps, plus the iterates themselves.
 
     Index it by column name (``h["angle_gap"]``); ``h.iterates`` is the ``(K, d)`` array of
-    ``w(t)`` at ``h["step"]``; ``h.meta`` holds the run's settings. Write it with
+    predictors ``beta(t)`` (``w(t)`` for the linear model) at ``h["step"]``; ``h.meta`` holds
+    the run's settings. Write it with
     :meth:`to_csv`; print it with :meth:`table`.
     """
 
@@ -86,64 +87,95 @@ class History:
 
 def build_history(
     steps: np.ndarray,
-    iterates: np.ndarray,
+    thetas: np.ndarray,
+    model,
+    d: int,
     Z: np.ndarray,
+    targets: np.ndarray,
     loss: str,
     reference: np.ndarray | None,
     w_tilde: np.ndarray | None,
     meta: dict[str, Any],
 ) -> History:
-    """Derive every column from the recorded iterates (rows ``w(t)`` at ``steps``).
+    """Derive every column from the recorded parameters (rows ``theta(t)`` at ``steps``).
 
-    Columns: ``step``, ``loss``, ``log_loss``, ``norm``, ``min_margin`` (``min_n z_n.w``),
-    ``normalized_margin`` (``min_n z_n.w/||w||``) and, with a reference ``w_hat``:
-    ``angle_gap`` (eq. 3.2), ``direction_distance`` (eq. 3.1), ``margin_gap`` (eq. 3.3),
-    ``residual_norm`` (``||w(t) - w_hat log t||``, eq. 2.3) and, when Theorem 4 applies,
-    ``theorem4_residual_norm`` (``||w(t) - w_hat log t - w_tilde||``). Extended-precision
-    iterates are processed in ``np.longdouble`` and stored as float64.
+    Classification columns: ``step``, ``loss``, ``log_loss``, ``norm`` (``||beta||``),
+    ``min_margin`` (``min_n y_n x_n.beta``), ``normalized_margin`` (``min margin / ||beta||``)
+    and, with a reference ``w_hat``: ``angle_gap`` (Soudry eq. 3.2), ``direction_distance``
+    (eq. 3.1), ``margin_gap`` (eq. 3.3), ``residual_norm`` (``||beta(t) - w_hat log t||``, eq.
+    2.3) and, when Theorem 4 applies, ``theorem4_residual_norm``. Regression (squared loss):
+    ``loss``, ``log_loss``, ``norm``, ``max_abs_residual`` and ``distance_to_reference``.
+    Deep models add ``theta_norm``, ``layer_norm_1..L`` and (classification)
+    ``normalized_margin_theta`` = ``min margin / ||theta||**L``. Extended-precision runs are
+    processed in ``np.longdouble`` and stored as float64.
     """
-    W = np.asarray(iterates)
-    dt = W.dtype
+    thetas = np.asarray(thetas)
+    dt = thetas.dtype
+    if model.depth == 1 and len(model.shapes(d)) == 1:
+        B = thetas  # the predictor is the parameter vector
+    else:
+        B = np.array([model.predictor(model.unflatten(th, d)) for th in thetas], dtype=dt)
+    B = B.reshape(len(thetas), d)
     Zd = np.asarray(Z, dtype=dt)
-    margins = W @ Zd.T  # (K, N)
-    lossobj = get_loss(loss)
-    log_loss = np.array(
-        [logsumexp(lossobj.log_value(np.asarray(m, dtype=np.float64))) for m in margins]
-    )
-    w_norm = norm(W, axis=1)
-    min_margin = margins.min(axis=1)
-    cols: dict[str, np.ndarray] = {
-        "step": np.asarray(steps, dtype=np.int64),
-        "loss": np.exp(log_loss),
-        "log_loss": log_loss,
-        "norm": np.asarray(w_norm, dtype=np.float64),
-        "min_margin": np.asarray(min_margin, dtype=np.float64),
-        "normalized_margin": np.asarray(
-            min_margin / np.where(w_norm > 0, w_norm, np.nan), dtype=np.float64
-        ),
-    }
-    if reference is not None:
-        ref = np.asarray(reference, dtype=dt)
-        nonzero = w_norm > 0
-        for name, fn in (
-            ("angle_gap", angle_gap),
-            ("direction_distance", direction_distance),
-        ):
-            col = np.full(len(W), np.nan)
+    outputs = B @ Zd.T  # (K, N): margins, or predictions for regression
+    b_norm = norm(B, axis=1)
+    cols: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
+    if loss == "squared":
+        resid = np.asarray(outputs - np.asarray(targets, dtype=dt)[None, :], dtype=np.float64)
+        lvals = 0.5 * np.sum(resid**2, axis=1)
+        cols["loss"] = lvals
+        with np.errstate(divide="ignore"):
+            cols["log_loss"] = np.log(lvals)
+        cols["norm"] = np.asarray(b_norm, dtype=np.float64)
+        cols["max_abs_residual"] = np.abs(resid).max(axis=1)
+        if reference is not None:
+            diff = B - np.asarray(reference, dtype=dt)[None, :]
+            cols["distance_to_reference"] = np.asarray(norm(diff, axis=1), dtype=np.float64)
+    else:
+        lossobj = get_loss(loss)
+        log_loss = np.array(
+            [logsumexp(lossobj.log_value(np.asarray(m, dtype=np.float64))) for m in outputs]
+        )
+        min_margin = outputs.min(axis=1)
+        cols["loss"] = np.exp(log_loss)
+        cols["log_loss"] = log_loss
+        cols["norm"] = np.asarray(b_norm, dtype=np.float64)
+        cols["min_margin"] = np.asarray(min_margin, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols["normalized_margin"] = np.asarray(
+                min_margin / np.where(b_norm > 0, b_norm, np.nan), dtype=np.float64
+            )
+        if reference is not None:
+            ref = np.asarray(reference, dtype=dt)
+            nonzero = b_norm > 0
+            for name, fn in (("angle_gap", angle_gap), ("direction_distance", direction_distance)):
+                col = np.full(len(B), np.nan)
+                if nonzero.any():
+                    col[nonzero] = np.asarray(fn(B[nonzero], ref), dtype=np.float64)
+                cols[name] = col
+            col = np.full(len(B), np.nan)
             if nonzero.any():
-                col[nonzero] = np.asarray(fn(W[nonzero], ref), dtype=np.float64)
-            cols[name] = col
-        col = np.full(len(W), np.nan)
-        if nonzero.any():
-            col[nonzero] = np.asarray(margin_gap(W[nonzero], ref, Zd), dtype=np.float64)
-        cols["margin_gap"] = col
-        logt = np.log(np.asarray(steps, dtype=dt))
-        residual = W - logt[:, None] * ref[None, :]
-        cols["residual_norm"] = np.asarray(norm(residual, axis=1), dtype=np.float64)
-        if w_tilde is not None:
-            r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
-            cols["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
-    return History(cols, W, meta)
+                col[nonzero] = np.asarray(margin_gap(B[nonzero], ref, Zd), dtype=np.float64)
+            cols["margin_gap"] = col
+            logt = np.log(np.asarray(steps, dtype=dt))
+            residual = B - logt[:, None] * ref[None, :]
+            cols["residual_norm"] = np.asarray(norm(residual, axis=1), dtype=np.float64)
+            if w_tilde is not None:
+                r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
+                cols["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
+    if model.depth > 1 or len(model.shapes(d)) > 1:
+        th64 = np.asarray(thetas, dtype=np.float64)
+        t_norm = np.linalg.norm(th64, axis=1)
+        cols["theta_norm"] = t_norm
+        for layer, arr in enumerate(zip(*[model.unflatten(th, d) for th in th64], strict=True)):
+            cols[f"layer_norm_{layer + 1}"] = np.array([np.linalg.norm(np.ravel(a)) for a in arr])
+        if loss != "squared":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols["normalized_margin_theta"] = (
+                    np.asarray(min_margin, dtype=np.float64)
+                    / np.where(t_norm > 0, t_norm, np.nan) ** model.depth
+                )
+    return History(cols, B, meta)
 
 
 @dataclass
@@ -153,9 +185,11 @@ class Run:
     Attributes
     ----------
     coef : ndarray
-        The final predictor ``beta`` (for the linear model, ``w(T)``).
+        The final predictor ``beta = P(theta(T))`` (for the linear model, ``w(T)``).
     params : list of ndarray
         The final parameters, one array per layer (``[w]`` for the linear model).
+    model : Model
+        The parameterization that was trained.
     history : History
         Checkpointed diagnostics.
     status : str
@@ -174,6 +208,7 @@ class Run:
     settings: dict[str, Any] = field(default_factory=dict)
     reference: Any = None
     elapsed: float = 0.0
+    model: Any = None
 
     def rates(self, t_min: int | None = None, t_max: int | None = None):
         """Fitted convergence rates (:func:`fastbias.diagnostics.fit_rates`)."""

@@ -1,0 +1,230 @@
+"""numba GD kernels for parameterized predictors ``beta = P(theta)`` (deep linear models).
+
+Every kernel has the argument order of ``_reference.gd_model`` minus the two callables, plus
+model-specific trailing arguments, and runs ``n_steps`` steps in one nopython, nogil call:
+
+    kernel(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, ...)
+
+The shared part of a step (margins, log-domain weights, ``G = Z^T q``, the step-size rule) is
+in :func:`predictor_step` and :func:`apply_step`; a model supplies its predictor and the
+vector-Jacobian product ``J_P(theta)^T G``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import STATUS_DIVERGED, STATUS_OK
+from ._numba import _FAST, loss_weights_inplace, min_value
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G):
+    """Margins ``m = Z beta``, weights ``q`` (in ``m``) and ``G = Z^T q``.
+
+    Returns ``(ok, log_scale, lsum)`` where ``lsum`` is ``L / exp(log_scale)`` (the loss-scaled
+    rule's denominator) and ``ok`` is False when the divergence test fails.
+    """
+    d, N = ZT.shape
+    for i in range(N):
+        m[i] = 0.0
+    for j in range(d):
+        bj = beta[j]
+        for i in range(N):
+            m[i] += ZT[j, i] * bj
+    if loss == 2:
+        lsum = 0.0
+        for i in range(N):
+            m[i] = targets[i] - m[i]
+            lsum += m[i] * m[i]
+        lsum *= 0.5
+        if not lsum < -floor:
+            return False, 0.0, lsum
+        log_scale = 0.0
+    else:
+        s = min_value(m, N)
+        if not s > floor:
+            return False, 0.0, 0.0
+        log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
+    for j in range(d):
+        acc = 0.0
+        for i in range(N):
+            acc += m[i] * ZT[j, i]
+        G[j] = acc
+    return True, log_scale, lsum
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def apply_step(theta, g, lr, rule, log_scale, lsum):
+    """``theta += eta_t g`` for the step rule; returns False if ``g`` is not finite."""
+    n2 = 0.0
+    for i in range(theta.shape[0]):
+        n2 += g[i] * g[i]
+    if not n2 < np.inf:
+        return False
+    if rule == 0:
+        c = lr * math.exp(log_scale)
+    elif rule == 1:
+        c = lr / math.sqrt(n2) if n2 > 0 else 0.0
+    else:
+        c = lr / lsum
+    for i in range(theta.shape[0]):
+        theta[i] += c * g[i]
+    return True
+
+
+@njit(nogil=True, cache=True)
+def record(theta, t, k, rec_steps, rec_theta):
+    """Copy ``theta`` into ``rec_theta[k]`` if step ``t`` is the next checkpoint; new ``k``."""
+    if k < rec_steps.shape[0] and rec_steps[k] == t:
+        for i in range(theta.shape[0]):
+            rec_theta[k, i] = theta[i]
+        return k + 1
+    return k
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def diagonal_predictor(theta, depth, beta, prefix):
+    """``beta = prod_l w_l``; ``prefix[l] = w_1 * .. * w_l`` rows (``(depth, d)`` scratch)."""
+    d = beta.shape[0]
+    for j in range(d):
+        prefix[0, j] = theta[j]
+    for layer in range(1, depth):
+        off = layer * d
+        for j in range(d):
+            prefix[layer, j] = prefix[layer - 1, j] * theta[off + j]
+    for j in range(d):
+        beta[j] = prefix[depth - 1, j]
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def diagonal_vjp(theta, G, depth, prefix, g):
+    """``g_l = G * prod_{k<l} w_k * prod_{k>l} w_k`` from prefix products and a running suffix."""
+    d = G.shape[0]
+    for j in range(d):
+        suffix = G[j]
+        for layer in range(depth - 1, -1, -1):
+            left = prefix[layer - 1, j] if layer > 0 else 1.0
+            g[layer * d + j] = left * suffix
+            suffix *= theta[layer * d + j]
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def gd_diagonal(
+    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, depth
+):
+    """GD on a depth-L diagonal network ``beta = w_1 * .. * w_L`` (Yun eq. 11)."""
+    N, d = Z.shape
+    ZT = np.ascontiguousarray(Z.T)
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(N)
+    G = np.empty(d)
+    beta = np.empty(d)
+    prefix = np.empty((depth, d))
+    g = np.empty(theta.shape[0])
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        diagonal_predictor(theta, depth, beta, prefix)
+        ok, log_scale, lsum = predictor_step(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G
+        )
+        if not ok:
+            return STATUS_DIVERGED, t
+        diagonal_vjp(theta, G, depth, prefix, g)
+        if not apply_step(theta, g, lr, rule, log_scale, lsum):
+            return STATUS_DIVERGED, t
+        k = record(theta, t + 1, k, rec_steps, rec_theta)
+    return STATUS_OK, step0 + n_steps
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def fc_predictor(theta, dims, offsets, right, beta):
+    """``beta = W_1 (W_2 (.. w_L))``; ``right[l]`` (flat, offsets by layer) keeps ``W_{l+1}..w_L``.
+
+    Layer l (0-based) is ``W`` of shape ``(dims[l], dims[l+1])`` at ``theta[offsets[l]:]``;
+    the last layer is ``w_L`` of length ``dims[L-1]``. ``right`` has one slot per layer:
+    slot l holds the vector multiplied by ``W_l`` (length ``dims[l+1]``), slot L-1 is ``w_L``.
+    """
+    L = dims.shape[0]
+    last = offsets[L - 1]
+    for i in range(dims[L - 1]):
+        right[L - 1, i] = theta[last + i]
+    for layer in range(L - 2, -1, -1):
+        rows = dims[layer]
+        cols = dims[layer + 1]
+        off = offsets[layer]
+        for r in range(rows):
+            acc = 0.0
+            for c in range(cols):
+                acc += theta[off + r * cols + c] * right[layer + 1, c]
+            right[layer, r] = acc
+    for j in range(dims[0]):
+        beta[j] = right[0, j]
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def fc_vjp(theta, G, dims, offsets, right, left, g):
+    """``g[W_l] = outer(a_l, right[l+1])``, ``a_{l+1} = W_l^T a_l``.
+
+    ``left`` holds ``a_l`` (first half) and the next ``a`` while it is accumulated.
+    """
+    L = dims.shape[0]
+    for j in range(dims[0]):
+        left[j] = G[j]
+    for layer in range(L - 1):
+        rows = dims[layer]
+        cols = dims[layer + 1]
+        off = offsets[layer]
+        for r in range(rows):
+            ar = left[r]
+            for c in range(cols):
+                g[off + r * cols + c] = ar * right[layer + 1, c]
+        # a_{l+1} = W_l^T a_l, written after the outer product used the old a_l
+        for c in range(cols):
+            left[rows + c] = 0.0
+        for r in range(rows):
+            ar = left[r]
+            for c in range(cols):
+                left[rows + c] += theta[off + r * cols + c] * ar
+        for c in range(cols):
+            left[c] = left[rows + c]
+    last = offsets[L - 1]
+    for i in range(dims[L - 1]):
+        g[last + i] = left[i]
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def gd_fully_connected(
+    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, dims, offsets
+):
+    """GD on a fully connected linear network ``beta = W_1 .. W_{L-1} w_L`` (Gunasekar eq. 1)."""
+    N, d = Z.shape
+    ZT = np.ascontiguousarray(Z.T)
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(N)
+    G = np.empty(d)
+    beta = np.empty(d)
+    width = dims.max()
+    right = np.zeros((dims.shape[0], width))
+    left = np.zeros(2 * width)
+    g = np.empty(theta.shape[0])
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        fc_predictor(theta, dims, offsets, right, beta)
+        ok, log_scale, lsum = predictor_step(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G
+        )
+        if not ok:
+            return STATUS_DIVERGED, t
+        fc_vjp(theta, G, dims, offsets, right, left, g)
+        if not apply_step(theta, g, lr, rule, log_scale, lsum):
+            return STATUS_DIVERGED, t
+        k = record(theta, t + 1, k, rec_steps, rec_theta)
+    return STATUS_OK, step0 + n_steps
