@@ -1,0 +1,92 @@
+"""Many independent runs in one call, spread over the cores.
+
+The compiled kernels release the GIL, so runs on worker threads execute in parallel; what is
+shared (input validation, the max-margin reference) is computed once. Every run is exactly
+the run :func:`fastbias.train` would do with the same arguments.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..exceptions import NotSeparableError
+from ..models import FullyConnected, Linear, get_model
+from .gd import train
+from .history import Run
+
+__all__ = ["train_batch"]
+
+
+def _grid(seeds, init_scales, lrs, configs) -> list[dict[str, Any]]:
+    if configs is not None:
+        if any(v is not None for v in (seeds, init_scales, lrs)):
+            raise ValueError("pass either configs or seeds/init_scales/lrs, not both.")
+        configs = [dict(c) for c in configs]
+        if not configs:
+            raise ValueError("configs is empty; nothing to run.")
+        return configs
+    axes = {
+        name: list(values)
+        for name, values in (("seed", seeds), ("init_scale", init_scales), ("lr", lrs))
+        if values is not None
+    }
+    if not axes:
+        raise ValueError("train_batch needs seeds, init_scales, lrs or configs.")
+    for name, values in axes.items():
+        if not values:
+            raise ValueError(f"{name}s is empty; nothing to run.")
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def train_batch(
+    X,
+    y=None,
+    *,
+    seeds: Sequence[int] | None = None,
+    init_scales: Sequence[float] | None = None,
+    lrs: Sequence[float] | None = None,
+    configs: Iterable[dict[str, Any]] | None = None,
+    n_workers: int | None = None,
+    **common: Any,
+) -> list[Run]:
+    """Run :func:`fastbias.train` for every combination of ``seeds x init_scales x lrs``
+    (those given), or for every dict in ``configs``, on ``n_workers`` threads.
+
+    ``common`` holds the arguments shared by all runs (``model``, ``loss``, ``steps``, ...).
+    Results are in grid order (``itertools.product`` of the given axes) and identical to
+    calling :func:`fastbias.train` one run at a time. ``n_workers`` defaults to the number of
+    cores.
+    """
+    runs = _grid(seeds, init_scales, lrs, configs)
+    common.setdefault("progress", False)
+    loss = common.get("loss", "exp")
+    reference = common.get("reference", "auto")
+    model = get_model(common.get("model", "linear"))
+    if (
+        loss != "squared"
+        and isinstance(reference, str)
+        and reference in ("auto", "svm")
+        and isinstance(model, (Linear, FullyConnected))
+    ):
+        from ..references import max_margin
+
+        try:  # solve the shared reference once, not once per run
+            common["reference"] = max_margin(X, y)
+        except NotSeparableError:
+            if reference == "svm":
+                raise
+    workers = n_workers or os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"n_workers must be >= 1; got {n_workers}.")
+
+    def one(cfg: dict[str, Any]) -> Run:
+        return train(X, y, **{**common, **cfg})
+
+    if workers == 1 or len(runs) == 1:
+        return [one(cfg) for cfg in runs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(runs))) as pool:
+        return list(pool.map(one, runs))

@@ -1,0 +1,42 @@
+"""train_batch: many runs in one call, identical to running them one by one."""
+
+import numpy as np
+import pytest
+from conftest import random_separable
+
+import fastbias as fb
+from fastbias.models import Diagonal, FullyConnected
+
+
+def test_batch_equals_one_by_one_and_grid_order():
+    X, y = random_separable(40, 6, seed=2)
+    common = dict(model=Diagonal(2), steps=3000, init="yun")
+    runs = fb.train_batch(X, y, seeds=[0, 1, 2], init_scales=[0.5, 1.0], lrs=[0.01], **common)
+    assert len(runs) == 6
+    for i, (seed, scale) in enumerate([(s, a) for s in (0, 1, 2) for a in (0.5, 1.0)]):
+        single = fb.train(X, y, seed=seed, init_scale=scale, lr=0.01, **common)
+        np.testing.assert_array_equal(runs[i].coef, single.coef)
+        np.testing.assert_array_equal(runs[i].history.iterates, single.history.iterates)
+        assert runs[i].settings["seed"] == seed and runs[i].settings["init_scale"] == scale
+
+
+def test_batch_shares_the_svm_reference():
+    X, y = random_separable(30, 4, seed=3)
+    runs = fb.train_batch(X, y, lrs=[0.05, 0.1], model=FullyConnected([3]), steps=500)
+    assert runs[0].reference is runs[1].reference
+    single = fb.train(X, y, lr=0.1, model=FullyConnected([3]), steps=500)
+    np.testing.assert_array_equal(runs[1].history["angle_gap"], single.history["angle_gap"])
+
+
+def test_batch_configs_and_errors():
+    X, y = random_separable(20, 3, seed=4)
+    runs = fb.train_batch(X, y, configs=[{"lr": 0.1}, {"lr": 0.2, "loss": "logistic"}], steps=100)
+    assert runs[1].settings["loss"] == "logistic"
+    with pytest.raises(ValueError, match="needs seeds"):
+        fb.train_batch(X, y, steps=10)
+    with pytest.raises(ValueError, match="either configs or"):
+        fb.train_batch(X, y, configs=[{}], seeds=[1])
+    with pytest.raises(ValueError, match="seeds is empty"):
+        fb.train_batch(X, y, seeds=[])
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        fb.train_batch(X, y, lrs=[0.1, -1.0], steps=10)
