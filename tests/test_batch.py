@@ -22,9 +22,9 @@ def test_batch_equals_one_by_one_and_grid_order():
 
 def test_batch_shares_the_svm_reference():
     X, y = random_separable(30, 4, seed=3)
-    runs = fb.train_batch(X, y, lrs=[0.05, 0.1], model=FullyConnected([3]), steps=500)
+    runs = fb.train_batch(X, y, lrs=[0.001, 0.002], model=FullyConnected([3]), steps=500)
     assert runs[0].reference is runs[1].reference
-    single = fb.train(X, y, lr=0.1, model=FullyConnected([3]), steps=500)
+    single = fb.train(X, y, lr=0.002, model=FullyConnected([3]), steps=500)
     np.testing.assert_array_equal(runs[1].history["angle_gap"], single.history["angle_gap"])
 
 
