@@ -9,12 +9,14 @@ from ._base import ConvergenceCondition, Model, get_model
 from .diagonal import Diagonal
 from .fully_connected import FullyConnected
 from .linear import Linear
+from .tensor import Tensor
 
 __all__ = [
     "Model",
     "Linear",
     "FullyConnected",
     "Diagonal",
+    "Tensor",
     "ConvergenceCondition",
     "convergence_condition",
     "get_model",

@@ -120,7 +120,14 @@ class Tensor(Model):
     # ---- input forms ----------------------------------------------------------------------
     @staticmethod
     def _from_dense(M, shape):
-        A = np.asarray(M, dtype=np.float64)
+        try:
+            A = np.asarray(M, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                "M must be a dense array (d, k_1, ..., k_L), a scipy.sparse matrix with "
+                "shape=(k_1, ..., k_L), or a COO tuple (j_idx, multi_idx, values) with "
+                f"shape=(d, k_1, ..., k_L); could not read it as a dense array ({err})."
+            ) from err
         if A.ndim < 2:
             raise ValueError(
                 f"M must have ndim >= 2 (shape (d, k_1, ..., k_L)); got shape {A.shape}."
@@ -183,6 +190,16 @@ class Tensor(Model):
 
         ``v_l = w_l`` and ``beta = w_1 * ... * w_L``: the same parameters and predictor as
         ``fastbias.models.Diagonal(L)``.
+
+        Parameters
+        ----------
+        d : input dimension (``k_l = d`` for every layer).
+        L : depth.
+
+        Returns
+        -------
+        Tensor
+            With ``nnz = d``.
         """
         d = _check_int(d, "d")
         L = _check_int(L, "L")
@@ -207,6 +224,11 @@ class Tensor(Model):
         d : input dimension.
         kernel_sizes : list of the L filter sizes ``k_l <= d`` with ``k_L = d``, or an int L
             for the full-width network (``k_l = d`` for all l).
+
+        Returns
+        -------
+        Tensor
+            With ``nnz = k_1 * ... * k_L``.
         """
         d = _check_int(d, "d")
         if isinstance(kernel_sizes, (int, np.integer)) and not isinstance(kernel_sizes, bool):
@@ -242,7 +264,20 @@ class Tensor(Model):
 
         Yun's Appendix B uses ``v_l = vec(W_l)`` (column-major: ``i_l = c_l + d_l c_{l+1}``);
         this ``M`` is Yun's ``M_fc`` with every mode permuted by the vec -> C-order
-        permutation, which leaves the network unchanged. ``nnz = d * prod(widths)``.
+        permutation, which leaves the network unchanged.
+
+        Parameters
+        ----------
+        d : input dimension ``d_1``.
+        widths : hidden widths ``d_2, ..., d_L`` (as for ``FullyConnected(widths)``); ``[]``
+            gives the linear model.
+
+        Returns
+        -------
+        Tensor
+            Of depth ``len(widths) + 1`` with ``nnz = d * prod(widths)`` (the number of input
+            to output paths; every step costs ``O(nnz * L)``, against ``O(sum_l d_l d_{l+1})``
+            for ``FullyConnected``).
         """
         d = _check_int(d, "d")
         widths = [_check_int(w, "widths") for w in widths]
@@ -323,9 +358,12 @@ class Tensor(Model):
         ]
 
     # ---- theory ---------------------------------------------------------------------------
-    def convergence_condition(self, params: Sequence[np.ndarray]) -> ConvergenceCondition | None:
+    def convergence_condition(
+        self, params: Sequence[np.ndarray], task: str = "classification"
+    ) -> ConvergenceCondition | None:
         """None: the orthogonal decomposition of Yun Assumption 1 (``S``, ``U_l``) is not known
-        for a general ``M``, so Theorem 2's condition cannot be stated."""
+        for a general ``M``, so neither Theorem 2's (classification) nor Theorem 5's
+        (regression) initial condition can be stated."""
         return None
 
     # ---- compiled runs --------------------------------------------------------------------

@@ -111,8 +111,10 @@ def build_history(
     """
     thetas = np.asarray(thetas)
     dt = thetas.dtype
-    if model.depth == 1 and len(model.shapes(d)) == 1:
-        B = thetas  # the predictor is the parameter vector
+    from ..models import Linear
+
+    if isinstance(model, Linear):
+        B = thetas  # the predictor is the parameter vector (kept in long double if extended)
     else:
         B = np.array([model.predictor(model.unflatten(th, d)) for th in thetas], dtype=dt)
     B = B.reshape(len(thetas), d)
@@ -163,7 +165,7 @@ def build_history(
             if w_tilde is not None:
                 r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
                 cols["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
-    if model.depth > 1 or len(model.shapes(d)) > 1:
+    if not isinstance(model, Linear):
         th64 = np.asarray(thetas, dtype=np.float64)
         t_norm = np.linalg.norm(th64, axis=1)
         cols["theta_norm"] = t_norm
