@@ -38,3 +38,34 @@ def torch_gd_linear(Z: np.ndarray, w: np.ndarray, lr: float, steps: int) -> np.n
             wt -= lr * wt.grad
             wt.grad.zero_()
     return wt.detach().numpy()
+
+
+def numpy_gd_fc2(Z: np.ndarray, W1: np.ndarray, w2: np.ndarray, lr: float, steps: int):
+    """Exp-loss GD on a 2-layer linear network ``beta = W1 w2`` in NumPy."""
+    W1, w2 = W1.copy(), w2.copy()
+    for _ in range(steps):
+        beta = W1 @ w2
+        G = Z.T @ np.exp(-(Z @ beta))
+        gW1 = np.outer(G, w2)
+        gw2 = W1.T @ G
+        W1 += lr * gW1
+        w2 += lr * gw2
+    return W1, w2
+
+
+def torch_gd_fc2(Z: np.ndarray, W1: np.ndarray, w2: np.ndarray, lr: float, steps: int):
+    """The same job in PyTorch eager mode with autograd (float64, CPU)."""
+    import torch
+
+    Zt = torch.from_numpy(Z)
+    A = torch.tensor(W1, requires_grad=True)
+    b = torch.tensor(w2, requires_grad=True)
+    for _ in range(steps):
+        loss = torch.exp(-(Zt @ (A @ b))).sum()
+        loss.backward()
+        with torch.no_grad():
+            A -= lr * A.grad
+            b -= lr * b.grad
+            A.grad.zero_()
+            b.grad.zero_()
+    return A.detach().numpy(), b.detach().numpy()

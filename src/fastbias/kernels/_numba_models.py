@@ -144,58 +144,66 @@ def gd_diagonal(
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def fc_predictor(theta, dims, offsets, right, beta):
-    """``beta = W_1 (W_2 (.. w_L))``; ``right[l]`` (flat, offsets by layer) keeps ``W_{l+1}..w_L``.
+    """``beta = W_1 (W_2 (.. w_L))``; ``right[l]`` keeps ``W_{l+1} .. w_L`` for the VJP.
 
-    Layer l (0-based) is ``W`` of shape ``(dims[l], dims[l+1])`` at ``theta[offsets[l]:]``;
-    the last layer is ``w_L`` of length ``dims[L-1]``. ``right`` has one slot per layer:
-    slot l holds the vector multiplied by ``W_l`` (length ``dims[l+1]``), slot L-1 is ``w_L``.
+    Layer l (0-based) is ``W`` of shape ``(dims[l], dims[l+1])`` at ``theta[offsets[l]:]``
+    (row-major); the last layer is ``w_L`` of length ``dims[L-1]``. Row l of ``right`` holds
+    the vector multiplied by ``W_l`` (length ``dims[l+1]``); row L-1 is ``w_L``. Layers are
+    read through reshaped views so the inner loops index with loop variables only (no
+    wraparound checks), which lets LLVM vectorize them.
     """
     L = dims.shape[0]
     last = offsets[L - 1]
+    wl = theta[last : last + dims[L - 1]]
+    top = right[L - 1]
     for i in range(dims[L - 1]):
-        right[L - 1, i] = theta[last + i]
+        top[i] = wl[i]
     for layer in range(L - 2, -1, -1):
         rows = dims[layer]
         cols = dims[layer + 1]
         off = offsets[layer]
+        W = theta[off : off + rows * cols].reshape((rows, cols))
+        src = right[layer + 1]
+        dst = right[layer]
         for r in range(rows):
             acc = 0.0
             for c in range(cols):
-                acc += theta[off + r * cols + c] * right[layer + 1, c]
-            right[layer, r] = acc
+                acc += W[r, c] * src[c]
+            dst[r] = acc
+    first = right[0]
     for j in range(dims[0]):
-        beta[j] = right[0, j]
+        beta[j] = first[j]
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def fc_vjp(theta, G, dims, offsets, right, left, g):
-    """``g[W_l] = outer(a_l, right[l+1])``, ``a_{l+1} = W_l^T a_l``.
-
-    ``left`` holds ``a_l`` (first half) and the next ``a`` while it is accumulated.
-    """
+def fc_vjp(theta, G, dims, offsets, right, a, b, g):
+    """``g[W_l] = outer(a_l, right[l+1])`` with ``a_1 = G`` and ``a_{l+1} = W_l^T a_l``;
+    ``g[w_L] = a_L``. ``a`` and ``b`` are scratch vectors of the largest width (swapped per
+    layer, so reads and writes never alias)."""
     L = dims.shape[0]
     for j in range(dims[0]):
-        left[j] = G[j]
+        a[j] = G[j]
     for layer in range(L - 1):
         rows = dims[layer]
         cols = dims[layer + 1]
         off = offsets[layer]
+        W = theta[off : off + rows * cols].reshape((rows, cols))
+        gW = g[off : off + rows * cols].reshape((rows, cols))
+        rgt = right[layer + 1]
         for r in range(rows):
-            ar = left[r]
+            ar = a[r]
             for c in range(cols):
-                g[off + r * cols + c] = ar * right[layer + 1, c]
-        # a_{l+1} = W_l^T a_l, written after the outer product used the old a_l
+                gW[r, c] = ar * rgt[c]
         for c in range(cols):
-            left[rows + c] = 0.0
+            b[c] = 0.0
         for r in range(rows):
-            ar = left[r]
+            ar = a[r]
             for c in range(cols):
-                left[rows + c] += theta[off + r * cols + c] * ar
-        for c in range(cols):
-            left[c] = left[rows + c]
+                b[c] += W[r, c] * ar
+        a, b = b, a
     last = offsets[L - 1]
     for i in range(dims[L - 1]):
-        g[last + i] = left[i]
+        g[last + i] = a[i]
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -213,7 +221,8 @@ def gd_fully_connected(
     beta = np.empty(d)
     width = dims.max()
     right = np.zeros((dims.shape[0], width))
-    left = np.zeros(2 * width)
+    va = np.zeros(width)
+    vb = np.zeros(width)
     g = np.empty(theta.shape[0])
     k = 0
     for t in range(step0, step0 + n_steps):
@@ -223,7 +232,7 @@ def gd_fully_connected(
         )
         if not ok:
             return STATUS_DIVERGED, t
-        fc_vjp(theta, G, dims, offsets, right, left, g)
+        fc_vjp(theta, G, dims, offsets, right, va, vb, g)
         if not apply_step(theta, g, lr, rule, log_scale, lsum):
             return STATUS_DIVERGED, t
         k = record(theta, t + 1, k, rec_steps, rec_theta)

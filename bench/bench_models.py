@@ -1,0 +1,52 @@
+"""pytest-benchmark suite for the deep linear models (issue: deep linear networks).
+
+``FullyConnected([50])`` with d = 50, N = 200, exp loss: fastbias's compiled run against the
+same step in NumPy and PyTorch eager. ``extra_info["steps"]`` gives the per-step time.
+"""
+
+import numpy as np
+import pytest
+from baselines import numpy_gd_fc2, torch_available, torch_gd_fc2
+
+import fastbias as fb
+from fastbias.models import FullyConnected
+
+X, Y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=0)
+Z = np.ascontiguousarray(X * Y[:, None])
+RNG = np.random.default_rng(0)
+W1 = RNG.standard_normal((50, 50)) / 50
+W2 = RNG.standard_normal(50) / 7
+LR = 1e-4
+
+
+def fastbias_fc(steps):
+    model = FullyConnected([50])
+    run = model.runner(Z, np.zeros(len(Z)), 0, "float64")
+    theta0 = model.flatten([W1, W2])
+    rec = np.zeros((0, theta0.size))
+    sched = np.zeros(0, dtype=np.int64)
+
+    def go():
+        theta = theta0.copy()
+        run(theta, LR, 0, 0, steps, sched, rec, -1e300)
+        return theta
+
+    go()
+    return go
+
+
+@pytest.mark.parametrize("backend", ["fastbias", "numpy", "torch"])
+def test_fully_connected_50_step(benchmark, backend):
+    benchmark.group = "FullyConnected([50]) exp-loss GD step, d=50, N=200"
+    if backend == "fastbias":
+        steps, fn = 2000, fastbias_fc(2000)
+    elif backend == "numpy":
+        steps = 200
+        fn = lambda: numpy_gd_fc2(Z, W1, W2, LR, steps)  # noqa: E731
+    else:
+        if not torch_available():
+            pytest.skip("PyTorch not installed (pip install '.[torch]')")
+        steps = 100
+        fn = lambda: torch_gd_fc2(Z, W1, W2, LR, steps)  # noqa: E731
+    benchmark.extra_info["steps"] = steps
+    benchmark(fn)
