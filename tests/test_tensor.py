@@ -426,3 +426,26 @@ def test_depth_one_history_uses_predictor():
     X, y = random_separable(8, d, seed=0)
     run = fb.train(X, y, model=model, init=[0.1 * np.ones(d)], steps=10, lr=0.01)
     np.testing.assert_allclose(run.history.iterates[-1], run.coef, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [5, 6])
+@pytest.mark.parametrize("sizes", [None, (1,), (3,), (2, 3)])
+@pytest.mark.parametrize("loss", ["exp", "squared"])
+def test_tensor_convolutional_trains_like_convolutional(d, sizes, loss):
+    """Yun Section 3: the conv data tensor reproduces Convolutional (1e-10 over 1000 steps)."""
+    from fastbias.models import Convolutional
+
+    depth = 2 if sizes is None or len(sizes) == 1 else 3
+    conv = Convolutional(depth, sizes)
+    ks = [s for s, *_ in conv.shapes(d)]
+    tens = Tensor.convolutional(d, ks)
+    X, y = random_separable(12, d, seed=d)
+    if loss == "squared":
+        y = np.random.default_rng(1).standard_normal(12)
+    init = conv.init_params(d, "gaussian", 0.5, seed=3)
+    kw = dict(loss=loss, init=init, steps=1000, lr=0.005, record=[10, 100, 1000], reference=None)
+    a = fb.train(X, y, model=conv, **kw)
+    b = fb.train(X, y, model=tens, **kw)
+    np.testing.assert_allclose(b.history.iterates, a.history.iterates, rtol=1e-10, atol=1e-14)
+    for pa, pb in zip(a.params, b.params, strict=True):
+        np.testing.assert_allclose(pb, pa, rtol=1e-10, atol=1e-14)

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from ._base import ConvergenceCondition, Model, get_model
+from .convolutional import Convolutional
 from .diagonal import Diagonal
 from .fully_connected import FullyConnected
 from .linear import Linear
@@ -16,6 +17,7 @@ __all__ = [
     "Linear",
     "FullyConnected",
     "Diagonal",
+    "Convolutional",
     "Tensor",
     "ConvergenceCondition",
     "convergence_condition",
