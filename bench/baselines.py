@@ -69,3 +69,42 @@ def torch_gd_fc2(Z: np.ndarray, W1: np.ndarray, w2: np.ndarray, lr: float, steps
             A.grad.zero_()
             b.grad.zero_()
     return A.detach().numpy(), b.detach().numpy()
+
+
+def numpy_gd_conv(Z: np.ndarray, filters: list[np.ndarray], lr: float, steps: int):
+    """Exp-loss GD on a full-width linear convolutional network, the usual way: FFTs per step.
+
+    ``beta = irfft(prod_l rfft(w_l))`` (Gunasekar Lemma 3); the gradient of layer l is
+    ``irfft(rfft(G) conj(prod_{k != l} rfft(w_k)))`` with ``G = Z^T exp(-Z beta)``.
+    """
+    d = Z.shape[1]
+    ws = [w.copy() for w in filters]
+    for _ in range(steps):
+        spectra = [np.fft.rfft(w) for w in ws]
+        beta = np.fft.irfft(np.prod(spectra, axis=0), n=d)
+        G_hat = np.fft.rfft(Z.T @ np.exp(-(Z @ beta)))
+        for layer in range(len(ws)):
+            others = np.prod([s for k, s in enumerate(spectra) if k != layer], axis=0)
+            ws[layer] += lr * np.fft.irfft(G_hat * np.conj(others), n=d)
+    return ws
+
+
+def torch_gd_conv(Z: np.ndarray, filters: list[np.ndarray], lr: float, steps: int):
+    """The same job in PyTorch eager mode: torch.fft and autograd (float64, CPU)."""
+    import torch
+
+    d = Z.shape[1]
+    Zt = torch.from_numpy(Z)
+    ws = [torch.tensor(w, requires_grad=True) for w in filters]
+    for _ in range(steps):
+        spec = torch.fft.rfft(ws[0])
+        for w in ws[1:]:
+            spec = spec * torch.fft.rfft(w)
+        beta = torch.fft.irfft(spec, n=d)
+        loss = torch.exp(-(Zt @ beta)).sum()
+        loss.backward()
+        with torch.no_grad():
+            for w in ws:
+                w -= lr * w.grad
+                w.grad.zero_()
+    return [w.detach().numpy() for w in ws]

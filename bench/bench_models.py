@@ -6,7 +6,13 @@ same step in NumPy and PyTorch eager. ``extra_info["steps"]`` gives the per-step
 
 import numpy as np
 import pytest
-from baselines import numpy_gd_fc2, torch_available, torch_gd_fc2
+from baselines import (
+    numpy_gd_conv,
+    numpy_gd_fc2,
+    torch_available,
+    torch_gd_conv,
+    torch_gd_fc2,
+)
 
 import fastbias as fb
 from fastbias.models import FullyConnected
@@ -48,5 +54,46 @@ def test_fully_connected_50_step(benchmark, backend):
             pytest.skip("PyTorch not installed (pip install '.[torch]')")
         steps = 100
         fn = lambda: torch_gd_fc2(Z, W1, W2, LR, steps)  # noqa: E731
+    benchmark.extra_info["steps"] = steps
+    benchmark(fn)
+
+
+XC, YC = fb.datasets.separable_gaussian(64, 64, margin=0.1, seed=1)
+ZC = np.ascontiguousarray(XC * YC[:, None])
+FILTERS = [np.random.default_rng(l).standard_normal(64) / 8 for l in range(3)]
+LR_CONV = 1e-3
+
+
+def fastbias_conv(steps):
+    from fastbias.models import Convolutional
+
+    model = Convolutional(3)
+    run = model.runner(ZC, np.zeros(len(ZC)), 0, "float64")
+    theta0 = model.flatten(FILTERS)
+    rec = np.zeros((0, theta0.size))
+    sched = np.zeros(0, dtype=np.int64)
+
+    def go():
+        theta = theta0.copy()
+        run(theta, LR_CONV, 0, 0, steps, sched, rec, -1e300)
+        return theta
+
+    go()
+    return go
+
+
+@pytest.mark.parametrize("backend", ["fastbias", "numpy", "torch"])
+def test_convolutional3_step(benchmark, backend):
+    benchmark.group = "Convolutional(3) full width, exp-loss GD step, d=64, N=64"
+    if backend == "fastbias":
+        steps, fn = 5000, fastbias_conv(5000)
+    elif backend == "numpy":
+        steps = 200
+        fn = lambda: numpy_gd_conv(ZC, FILTERS, LR_CONV, steps)  # noqa: E731
+    else:
+        if not torch_available():
+            pytest.skip("PyTorch not installed (pip install '.[torch]')")
+        steps = 100
+        fn = lambda: torch_gd_conv(ZC, FILTERS, LR_CONV, steps)  # noqa: E731
     benchmark.extra_info["steps"] = steps
     benchmark(fn)
