@@ -199,3 +199,22 @@ def test_divergent_step_size_is_reported(loss):
     assert 0 < err.suggested_lr < lr
     # the suggested step size runs
     fb.train(X * 10, y, loss=loss, steps=1000, lr=err.suggested_lr, init=-np.ones(3))
+
+
+def test_memory_does_not_grow_with_steps():
+    """Only log-spaced checkpoints are stored: 10^6 steps allocate no more than 10^3 steps
+    beyond the extra checkpoint rows (tracemalloc sees NumPy's allocations)."""
+    import tracemalloc
+
+    from fastbias.models import Diagonal
+
+    X, y = random_separable(50, 20, seed=8)
+    peaks = []
+    for steps in (10**3, 10**6):
+        fb.train(X, y, model=Diagonal(2), steps=10, lr=1e-3)  # compile outside the trace
+        tracemalloc.start()
+        fb.train(X, y, model=Diagonal(2), steps=steps, lr=1e-3, init="yun", reference=None)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    extra_rows = 31 * (2 * 20 + 20) * 8 * 4  # 30 more checkpoints, theta + beta, a few copies
+    assert peaks[1] < peaks[0] + extra_rows + 64 * 1024
