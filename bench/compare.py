@@ -51,24 +51,54 @@ def jobs():
         ("gaussian N=1000 d=100", large, {"fast": 2000, "numpy": 200, "torch": 200}),
     ):
         lr = 1.0 / np.linalg.norm(Z, 2) ** 2
-        rows = [("fastbias numba float64", _kernel(_numba.gd_linear, Z, lr, steps["fast"]), steps["fast"])]
+        rows = [
+            (
+                "fastbias numba float64",
+                _kernel(_numba.gd_linear, Z, lr, steps["fast"]),
+                steps["fast"],
+            )
+        ]
         try:
             from fastbias.kernels import _c
 
             if _c.available():
                 if hasattr(_c, "gd_linear_float64"):
                     rows.append(
-                        ("fastbias C float64", _kernel(_c.gd_linear_float64, Z, lr, steps["fast"]), steps["fast"])
+                        (
+                            "fastbias C float64",
+                            _kernel(_c.gd_linear_float64, Z, lr, steps["fast"]),
+                            steps["fast"],
+                        )
                     )
                 n_ext = max(steps["fast"] // 20, 10)
                 rows.append(
-                    ("fastbias C extended", _kernel(_c.gd_linear_extended, Z, lr, n_ext, np.longdouble), n_ext)
+                    (
+                        "fastbias C extended",
+                        _kernel(_c.gd_linear_extended, Z, lr, n_ext, np.longdouble),
+                        n_ext,
+                    )
                 )
         except ImportError:
             pass
-        rows.append(("NumPy loop", lambda Z=Z, lr=lr, n=steps["numpy"]: numpy_gd_linear(Z, np.zeros(Z.shape[1]), lr, n), steps["numpy"]))
+        rows.append(
+            (
+                "NumPy loop",
+                lambda Z=Z, lr=lr, n=steps["numpy"]: numpy_gd_linear(
+                    Z, np.zeros(Z.shape[1]), lr, n
+                ),
+                steps["numpy"],
+            )
+        )
         if torch_available():
-            rows.append(("PyTorch eager (CPU)", lambda Z=Z, lr=lr, n=steps["torch"]: torch_gd_linear(Z, np.zeros(Z.shape[1]), lr, n), steps["torch"]))
+            rows.append(
+                (
+                    "PyTorch eager (CPU)",
+                    lambda Z=Z, lr=lr, n=steps["torch"]: torch_gd_linear(
+                        Z, np.zeros(Z.shape[1]), lr, n
+                    ),
+                    steps["torch"],
+                )
+            )
         out.append((name, rows))
     return out
 
