@@ -97,3 +97,22 @@ def test_convolutional3_step(benchmark, backend):
         fn = lambda: torch_gd_conv(ZC, FILTERS, LR_CONV, steps)  # noqa: E731
     benchmark.extra_info["steps"] = steps
     benchmark(fn)
+
+
+XB, YB = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_train_batch_64_runs(benchmark, workers):
+    """64 independent Diagonal(2) runs (seeds), 30k steps each: threads over nogil kernels."""
+    from fastbias.models import Diagonal
+
+    benchmark.group = "train_batch, 64 runs of Diagonal(2), d=50, N=200, 3e4 steps"
+    kw = dict(model=Diagonal(2), steps=30_000, lr=1e-3, init="yun", reference=None)
+    fb.train(XB, YB, **{**kw, "steps": 10})
+    benchmark.extra_info["runs"] = 64
+    benchmark.pedantic(
+        lambda: fb.train_batch(XB, YB, seeds=range(64), n_workers=workers, **kw),
+        rounds=1,
+        iterations=1,
+    )
