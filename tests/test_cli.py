@@ -1,0 +1,87 @@
+"""The command line: `fastbias demo` and `fastbias run` write what they say, errors are clear."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastbias as fb
+from fastbias.cli import main
+
+
+def test_demo_writes_figure_and_history(tmp_path, capsys):
+    assert main(["demo", "--steps", "1e4", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "exact L2 max-margin (SVM): w_hat = [0.5 0.5]" in out
+    assert "angle gap" in out and "fitted rates" in out
+    png = tmp_path / "figure31.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = np.genfromtxt(tmp_path / "figure31_history.csv", delimiter=",", names=True)
+    assert data["step"][-1] == 10_000
+    assert np.all(np.diff(data["angle_gap"][data["step"] >= 1000]) < 0)
+
+
+def test_run_on_npz_and_csv(tmp_path, capsys):
+    X, y = fb.datasets.separable_gaussian(30, 3, margin=0.2, seed=1)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "run",
+                str(tmp_path / "data.npz"),
+                "--steps",
+                "2000",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps_done"] == 2000 and summary["status"] == "completed"
+    direct = fb.train(X, y, steps=2000)
+    np.testing.assert_allclose(summary["coef"], direct.coef, rtol=1e-12)
+    csv = tmp_path / "data.csv"
+    np.savetxt(csv, np.column_stack([X, (y > 0).astype(int)]), delimiter=",", header="a,b,c,label")
+    assert (
+        main(
+            [
+                "run",
+                str(csv),
+                "--loss",
+                "logistic",
+                "--steps",
+                "100",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (out / "history.csv").exists()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "missing.npz"], "does not exist"),
+        (["run", "data.txt"], "unsupported data file"),
+        (["run", "bad.npz"], "no array named 'X'"),
+    ],
+)
+def test_run_errors(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.txt").write_text("1,2\n")
+    np.savez(tmp_path / "bad.npz", A=np.ones(3))
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_steps_argument(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--steps", "2.5"])
+    assert "steps must be a whole number" in capsys.readouterr().err
