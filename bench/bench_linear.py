@@ -103,3 +103,31 @@ def test_max_margin_1000x100(benchmark):
     benchmark.group = "max_margin (exact L2 SVM), N=1000, d=100"
     X, y = GAUSS
     benchmark(lambda: fb.max_margin(X, y))
+
+
+_FIRST_STEP = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+import fastbias as fb
+from fastbias.optim.history import checkpoint_steps
+X, y = fb.datasets.soudry2018()
+fb.train(X, y, steps=1, reference=None)
+print(time.perf_counter() - t0)
+"""
+
+
+@pytest.mark.parametrize("backend", ["default", "numba"])
+def test_time_to_first_step_in_a_new_process(benchmark, backend):
+    """What `fastbias demo` pays before its first step: imports plus loading cached kernels."""
+    import os
+    import subprocess
+    import sys
+
+    benchmark.group = "new process: import fastbias + first compiled step (cache warm)"
+    env = dict(os.environ)
+    if backend == "numba":
+        env["FASTBIAS_BACKEND"] = "numba"
+    run = lambda: subprocess.run([sys.executable, "-c", _FIRST_STEP], check=True, env=env)  # noqa: E731
+    run()  # make sure the cache is warm
+    benchmark.pedantic(run, rounds=3, iterations=1)

@@ -12,12 +12,17 @@ def linear_kernel(precision: str, backend: str = "auto"):
     """The linear GD kernel for a precision: ``(kernel, dtype)``.
 
     float64: the C kernel (SIMD exp, OpenMP for large problems) when the extension is built,
-    else numba; ``backend="numba"`` forces numba. extended: the C long double kernel.
+    else numba; ``backend="numba"`` (or the environment variable ``FASTBIAS_BACKEND=numba``)
+    forces numba. extended: the C long double kernel.
     """
+    import os
+
     import numpy as np
 
     from ..exceptions import FastbiasError
 
+    if backend == "auto":
+        backend = os.environ.get("FASTBIAS_BACKEND", "auto")
     if precision == "float64":
         if backend in ("auto", "c"):
             from . import _c
