@@ -39,12 +39,22 @@ def _per_step(benchmark, steps):
     benchmark.extra_info["steps"] = steps
 
 
-@pytest.mark.parametrize("backend", ["fastbias-numba", "numpy", "torch"])
+def _c_float64():
+    pytest.importorskip("fastbias._cext")
+    from fastbias.kernels import _c
+
+    return _c.gd_linear_float64
+
+
+@pytest.mark.parametrize("backend", ["fastbias-c", "fastbias-numba", "numpy", "torch"])
 def test_soudry2018_step(benchmark, backend):
     benchmark.group = "linear exp-loss GD step, soudry2018 (N=16, d=2)"
     Z = _Z(SOUDRY)
     lr = 1.0 / np.linalg.norm(Z, 2) ** 2
-    if backend == "fastbias-numba":
+    if backend == "fastbias-c":
+        steps = 10**6
+        fn = _kernel_run(_c_float64(), Z, steps)
+    elif backend == "fastbias-numba":
         steps = 10**6
         fn = _kernel_run(_numba.gd_linear, Z, steps)
     elif backend == "numpy":
@@ -69,12 +79,15 @@ def test_soudry2018_extended_step(benchmark):
     benchmark(_kernel_run(_c.gd_linear_extended, _Z(SOUDRY), steps, np.longdouble))
 
 
-@pytest.mark.parametrize("backend", ["fastbias-numba", "numpy", "torch"])
+@pytest.mark.parametrize("backend", ["fastbias-c", "fastbias-numba", "numpy", "torch"])
 def test_gaussian_1000x100_step(benchmark, backend):
     benchmark.group = "linear exp-loss GD step, separable Gaussian N=1000, d=100"
     Z = _Z(GAUSS)
     lr = 1.0 / np.linalg.norm(Z, 2) ** 2
-    if backend == "fastbias-numba":
+    if backend == "fastbias-c":
+        steps = 500
+        fn = _kernel_run(_c_float64(), Z, steps)
+    elif backend == "fastbias-numba":
         steps = 200
         fn = _kernel_run(_numba.gd_linear, Z, steps)
     elif backend == "numpy":
