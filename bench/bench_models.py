@@ -25,20 +25,24 @@ W2 = RNG.standard_normal(50) / 7
 LR = 1e-4
 
 
-def fastbias_fc(steps):
-    model = FullyConnected([50])
+def _compiled_run(model, Z, params, lr, steps):
+    """A no-argument callable running ``steps`` compiled GD steps from ``params`` (warmed up)."""
     run = model.runner(Z, np.zeros(len(Z)), 0, "float64")
-    theta0 = model.flatten([W1, W2])
+    theta0 = model.flatten(params)
     rec = np.zeros((0, theta0.size))
     sched = np.zeros(0, dtype=np.int64)
 
     def go():
         theta = theta0.copy()
-        run(theta, LR, 0, 0, steps, sched, rec, -1e300)
+        run(theta, lr, 0, 0, steps, sched, rec, -1e300)
         return theta
 
     go()
     return go
+
+
+def fastbias_fc(steps):
+    return _compiled_run(FullyConnected([50]), Z, [W1, W2], LR, steps)
 
 
 @pytest.mark.parametrize("backend", ["fastbias", "numpy", "torch"])
@@ -67,19 +71,7 @@ LR_CONV = 1e-3
 def fastbias_conv(steps):
     from fastbias.models import Convolutional
 
-    model = Convolutional(3)
-    run = model.runner(ZC, np.zeros(len(ZC)), 0, "float64")
-    theta0 = model.flatten(FILTERS)
-    rec = np.zeros((0, theta0.size))
-    sched = np.zeros(0, dtype=np.int64)
-
-    def go():
-        theta = theta0.copy()
-        run(theta, LR_CONV, 0, 0, steps, sched, rec, -1e300)
-        return theta
-
-    go()
-    return go
+    return _compiled_run(Convolutional(3), ZC, FILTERS, LR_CONV, steps)
 
 
 @pytest.mark.parametrize("backend", ["fastbias", "numpy", "torch"])
