@@ -9,7 +9,14 @@ from conftest import random_separable
 
 import fastbias as fb
 from fastbias.kernels import _reference
-from fastbias.models import Diagonal, FullyConnected, Linear, convergence_condition
+from fastbias.models import (
+    Convolutional,
+    Diagonal,
+    FullyConnected,
+    Linear,
+    convergence_condition,
+    get_model,
+)
 
 MODELS = [
     Linear(),
@@ -227,3 +234,27 @@ def test_convergence_condition_and_warning():
 def test_bad_model_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("linear", Linear()),
+        ("fc:5", FullyConnected([5])),
+        ("fully-connected:4,3", FullyConnected([4, 3])),
+        ("diag", Diagonal(2)),
+        ("diagonal:3", Diagonal(3)),
+        ("conv", Convolutional(2)),
+        ("Conv:4", Convolutional(4)),
+    ],
+)
+def test_get_model_by_name(name, expected):
+    got = get_model(name)
+    assert type(got) is type(expected) and got.depth == expected.depth
+    assert got.shapes(6) == expected.shapes(6)
+
+
+@pytest.mark.parametrize("name", ["fc", "diag:2,3", "conv:x", "resnet", "linear:2", 3])
+def test_get_model_rejects_bad_names(name):
+    with pytest.raises(ValueError, match="Unknown model"):
+        get_model(name)

@@ -171,16 +171,47 @@ def generic_runner(kernel, Z, targets, loss, extra=()) -> Runner:
 
 
 def get_model(model: Any) -> Model:
-    """A model instance from an instance or a name (``"linear"``)."""
+    """A model instance from an instance or a name.
+
+    Names: ``"linear"``; ``"fc:50"`` or ``"fc:50,20"`` (:class:`FullyConnected` with those
+    hidden widths); ``"diag"``/``"diag:L"`` (:class:`Diagonal`, depth 2 by default);
+    ``"conv"``/``"conv:L"`` (full-width :class:`Convolutional`, depth 2 by default). Long
+    names (``"diagonal"``, ``"convolutional"``, ``"fully-connected"``) work too.
+    """
+    from .convolutional import Convolutional
+    from .diagonal import Diagonal
+    from .fully_connected import FullyConnected
     from .linear import Linear
 
     if isinstance(model, Model):
         return model
-    names = {"linear": Linear}
-    if isinstance(model, str) and model in names:
-        return names[model]()
-    expected = ", ".join(repr(n) for n in sorted(names))
-    raise ValueError(
-        f"Unknown model {model!r}; expected a fastbias.models.Model (Linear(), "
-        f"FullyConnected(widths), Diagonal(depth), ...) or one of {expected}."
+    expected = (
+        "a fastbias.models.Model (Linear(), FullyConnected(widths), Diagonal(depth), ...) or "
+        "a name: 'linear', 'fc:W1,W2,...', 'diag[:L]', 'conv[:L]'"
     )
+    if not isinstance(model, str):
+        raise ValueError(f"Unknown model {model!r}; expected {expected}.")
+    name, _, arg = model.strip().lower().partition(":")
+    aliases = {
+        "linear": "linear",
+        "fc": "fc",
+        "fully-connected": "fc",
+        "fully_connected": "fc",
+        "diag": "diag",
+        "diagonal": "diag",
+        "conv": "conv",
+        "convolutional": "conv",
+    }
+    kind = aliases.get(name)
+    try:
+        ints = [int(a) for a in arg.split(",")] if arg else []
+    except ValueError:
+        kind = None
+    if kind == "linear" and not ints:
+        return Linear()
+    if kind == "fc" and ints:
+        return FullyConnected(ints)
+    if kind in ("diag", "conv") and len(ints) <= 1:
+        depth = ints[0] if ints else 2
+        return Diagonal(depth) if kind == "diag" else Convolutional(depth)
+    raise ValueError(f"Unknown model {model!r}; expected {expected}.")
