@@ -71,12 +71,17 @@ def test_run_on_npz_and_csv(tmp_path, capsys):
         (["run", "missing.npz"], "does not exist"),
         (["run", "data.txt"], "unsupported data file"),
         (["run", "bad.npz"], "no array named 'X'"),
+        (["run"], "or --resume CHECKPOINT is required"),
+        (["run", "data.txt", "--resume", "x.ckpt"], "not both"),
+        (["run", "--resume", "x.ckpt"], "does not exist"),
+        (["run", "data.npz", "--model", "resnet"], "Unknown model"),
     ],
 )
 def test_run_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.txt").write_text("1,2\n")
     np.savez(tmp_path / "bad.npz", A=np.ones(3))
+    np.savez(tmp_path / "data.npz", X=np.eye(2), y=np.array([1, -1]))
     assert main(argv) == 2
     assert message in capsys.readouterr().err
 
@@ -85,3 +90,19 @@ def test_bad_steps_argument(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--steps", "2.5"])
     assert "steps must be a whole number" in capsys.readouterr().err
+
+
+def test_run_checkpoint_and_resume(tmp_path, capsys):
+    X, y = fb.datasets.separable_gaussian(20, 4, margin=0.2, seed=2)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    ckpt, out = tmp_path / "run.ckpt", tmp_path / "out"
+    common = ["--out", str(out), "--no-progress"]
+    argv = ["run", str(tmp_path / "data.npz"), "--model", "diag:2", "--steps", "300"]
+    assert main(argv + ["--checkpoint", str(ckpt)] + common) == 0
+    assert ckpt.exists()
+    assert main(["run", "--resume", str(ckpt), "--steps", "700"] + common) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps_done"] == 1000 and summary["model"] == "Diagonal(depth=2)"
+    direct = fb.train(X, y, model="diag:2", steps=1000)
+    np.testing.assert_array_equal(summary["coef"], direct.coef)
+    capsys.readouterr()

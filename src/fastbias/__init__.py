@@ -6,7 +6,7 @@ and the diagnostics that tie the two together (:mod:`fastbias.diagnostics`).
 
 from . import datasets, diagnostics, losses, models
 from .exceptions import DivergenceError, FastbiasError, NotSeparableError, SolverError
-from .optim import History, Run, train, train_batch
+from .optim import History, Run, resume, train, train_batch
 from .references import MaxMarginSolution, max_margin
 
 __version__ = "0.1.0"
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "train",
     "train_batch",
+    "resume",
     "max_margin",
     "MaxMarginSolution",
     "Run",

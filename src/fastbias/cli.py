@@ -1,4 +1,5 @@
-"""Command line: ``fastbias demo`` (the main job) and ``fastbias run DATA``."""
+"""Command line: ``fastbias demo`` (the main job), ``fastbias run DATA`` and
+``fastbias run --resume CHECKPOINT``."""
 
 from __future__ import annotations
 
@@ -108,23 +109,43 @@ def _load_data(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _run(args) -> int:
-    from .optim import train
+    from .optim import resume, train
 
-    X, y = _load_data(Path(args.data))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    run = train(
-        X,
-        y,
-        loss=args.loss,
-        steps=args.steps,
-        lr=args.lr,
-        precision=args.precision,
-        step_rule=args.step_rule,
-        progress=not args.no_progress,
-    )
+    if args.resume:
+        if args.data is not None:
+            raise ValueError("pass either a data file or --resume CHECKPOINT, not both")
+        out.mkdir(parents=True, exist_ok=True)
+        run = resume(
+            args.resume,
+            steps=args.steps,
+            progress=not args.no_progress,
+            checkpoint_every=args.checkpoint_every,
+        )
+    else:
+        if args.data is None:
+            raise ValueError("a data file (.npz or .csv) or --resume CHECKPOINT is required")
+        X, y = _load_data(Path(args.data))
+        out.mkdir(parents=True, exist_ok=True)
+        run = train(
+            X,
+            y,
+            model=args.model,
+            loss=args.loss,
+            steps=args.steps if args.steps is not None else 10**5,
+            lr=args.lr,
+            precision=args.precision,
+            step_rule=args.step_rule,
+            progress=not args.no_progress,
+            checkpoint=args.checkpoint,
+            checkpoint_every=args.checkpoint_every,
+        )
     _print_run(run, out, time.perf_counter() - t0)
+    if run.status == "interrupted":
+        where = args.resume or args.checkpoint
+        hint = f"; continue with: fastbias run --resume {where}" if where else ""
+        print(f"interrupted after {run.steps_done:,} steps{hint}")
     csv = run.history.to_csv(out / "history.csv")
     summary = {
         "status": run.status,
@@ -150,12 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="train on a data file (.npz with X, y or .csv, label last)")
-    run.add_argument("data")
-    run.add_argument("--loss", choices=["exp", "logistic"], default="exp")
-    run.add_argument("--steps", type=_steps, default=10**5)
+    run.add_argument("data", nargs="?", help="data file (omit with --resume)")
+    run.add_argument("--model", default="linear", help="linear, fc:W1,W2,..., diag[:L] or conv[:L]")
+    run.add_argument("--loss", choices=["exp", "logistic", "squared"], default="exp")
+    run.add_argument(
+        "--steps", type=_steps, default=None, help="steps (default 1e5; with --resume: more steps)"
+    )
     run.add_argument("--lr", type=float, default=None, help="step size (default 1/sigma_max(Z)^2)")
     run.add_argument("--precision", choices=["float64", "extended"], default="float64")
     run.add_argument("--step-rule", choices=["fixed", "normalized", "loss-scaled"], default="fixed")
+    run.add_argument("--checkpoint", default=None, help="save the run state to this file")
+    run.add_argument(
+        "--checkpoint-every", type=float, default=10.0, help="seconds between checkpoints"
+    )
+    run.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
     run.add_argument("--out", default="fastbias-out")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_run)

@@ -239,7 +239,8 @@ class Convolutional(Model):
         ``run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor)`` reads the
         time-domain ``theta`` on every call and writes it back; the full-width layers' half
         spectra are kept between calls and reused when ``theta`` is unchanged since the last
-        call, so a run split into chunks is bit for bit the same as one call.
+        call, so a run split into chunks is bit for bit the same as one call. ``run.get_state``
+        and ``run.set_state`` carry that spectrum through checkpoints.
         """
         if precision != "float64":
             raise ValueError(f"Convolutional supports precision='float64' only; got {precision!r}.")
@@ -267,6 +268,14 @@ class Convolutional(Model):
             last[0] = theta.copy()
             return out
 
+        def get_state() -> dict:
+            return {"spec": spec.copy(), "last": None if last[0] is None else last[0].copy()}
+
+        def set_state(saved: dict) -> None:
+            spec[...] = saved["spec"]
+            last[0] = None if saved["last"] is None else saved["last"].copy()
+
+        run.get_state, run.set_state = get_state, set_state  # checkpointed with the run
         return run
 
     def __repr__(self) -> str:

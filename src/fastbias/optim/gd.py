@@ -8,10 +8,13 @@ Python never runs once per step.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +32,10 @@ from ..exceptions import DivergenceError, NotSeparableError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
 from ..models import FullyConnected, Linear, Model, get_model
+from .checkpoint import load_checkpoint, save_checkpoint
 from .history import Run, build_history, checkpoint_steps
 
-__all__ = ["train", "default_lr"]
+__all__ = ["train", "resume", "default_lr"]
 
 PRECISIONS = ("float64", "extended")
 LOSSES = ("exp", "exponential", "logistic", "squared")
@@ -160,6 +164,8 @@ def train(
     step_rule: str = "fixed",
     progress: bool = False,
     chunk_seconds: float = 0.5,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 10.0,
 ) -> Run:
     """Train ``f(x) = x.P(theta)`` by gradient descent, whole runs in compiled kernels.
 
@@ -202,6 +208,11 @@ def train(
         Show a progress bar with ETA on stderr, updated once per chunk.
     chunk_seconds : float
         Target wall time of one compiled call for long runs.
+    checkpoint : path, optional
+        Save the run's whole state there (atomically) every ``checkpoint_every`` seconds, at
+        Ctrl-C and at the end; continue it with :func:`resume`.
+    checkpoint_every : float
+        Seconds between checkpoints.
 
     Returns
     -------
@@ -272,57 +283,7 @@ def train(
         else:
             floor = -np.exp(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
 
-    runner = mdl.runner(Z, targets, loss_code, precision)
     dtype = np.longdouble if precision == "extended" else np.float64
-    theta = np.array(theta0, dtype=dtype)
-    rec = np.zeros((len(sched), theta.size), dtype=dtype)
-    rule = STEP_RULE_CODES[step_rule]
-
-    est_ns = (4.0 * N * d + 30.0 * N + 4.0 * theta.size + 50.0) * (
-        1.0 if precision == "float64" else 25.0
-    )
-    chunk = max(1, int(chunk_seconds * 1e9 / est_ns))
-    done, k_rec = 0, 0
-    status = "completed"
-    bar = ProgressBar(steps, enabled=progress)
-    start = time.perf_counter()
-    with _InterruptFlag() as interrupt:
-        while done < steps:
-            n = min(chunk, steps - done)
-            hi = int(np.searchsorted(sched, done + n, side="right"))
-            t0 = time.perf_counter()
-            code, fail_step = runner(
-                theta, lr, rule, done, n, sched[k_rec:hi], rec[k_rec:hi], floor
-            )
-            elapsed = time.perf_counter() - t0
-            if code == STATUS_DIVERGED:
-                bar.close()
-                _raise_divergence(
-                    mdl, Z, targets, theta, d, loss, fail_step, log_loss0, lr, safe_lr
-                )
-            done += n
-            k_rec = hi
-            bar.update(done)
-            if elapsed > 0:
-                chunk = max(1, int(n * chunk_seconds / elapsed))
-            if interrupt.hit:
-                status = "interrupted"
-                break
-    bar.close()
-    total = time.perf_counter() - start
-
-    rec_steps = sched[:k_rec]
-    rec_theta = rec[:k_rec]
-    if done > 0 and (k_rec == 0 or rec_steps[-1] != done):
-        rec_steps = np.append(rec_steps, done)
-        rec_theta = np.vstack([rec_theta, theta[None, :]])
-    if not np.all(np.isfinite(theta)):
-        raise DivergenceError(
-            f"the parameters became non-finite by step {done}; lr={lr:g} is too large. "
-            f"Try lr <= {safe_lr:.3g}.",
-            step=done,
-            suggested_lr=safe_lr,
-        )
     settings = {
         "model": repr(mdl),
         "loss": loss,
@@ -333,26 +294,228 @@ def train(
         "init_scale": init_scale,
         "seed": seed,
     }
-    meta = dict(settings)
-    if ref_vec is not None:
-        meta["reference_norm"] = float(np.linalg.norm(ref_vec))
-    history = build_history(rec_steps, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta)
+    state = _RunState(
+        X=X,
+        y=y,
+        Z=Z,
+        targets=targets,
+        model=mdl,
+        loss=loss,
+        loss_code=loss_code,
+        lr=lr,
+        safe_lr=safe_lr,
+        step_rule=step_rule,
+        precision=precision,
+        record=record,
+        sched=sched,
+        rec=np.zeros((len(sched), theta0.size), dtype=dtype),
+        k_rec=0,
+        done=0,
+        steps=steps,
+        theta=np.array(theta0, dtype=dtype),
+        floor=floor,
+        log_loss0=log_loss0,
+        ref_vec=ref_vec,
+        ref_obj=ref_obj,
+        w_tilde=w_tilde,
+        settings=settings,
+    )
+    return _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every)
+
+
+@dataclass
+class _RunState:
+    """Everything a run needs to continue: what a checkpoint stores."""
+
+    X: np.ndarray
+    y: np.ndarray
+    Z: np.ndarray
+    targets: np.ndarray
+    model: Model
+    loss: str
+    loss_code: int
+    lr: float
+    safe_lr: float
+    step_rule: str
+    precision: str
+    record: Any
+    sched: np.ndarray
+    rec: np.ndarray
+    k_rec: int
+    done: int
+    steps: int
+    theta: np.ndarray
+    floor: float
+    log_loss0: float
+    ref_vec: Any
+    ref_obj: Any
+    w_tilde: Any
+    settings: dict[str, Any]
+    elapsed: float = 0.0
+    runner_state: Any = None  # what a runner keeps between calls (``run.get_state()``)
+
+    def extend(self, more: int) -> None:
+        """Continue for ``more`` steps: a new target and the checkpoint rows beyond ``done``."""
+        self.steps = self.done + more
+        self.settings["steps"] = self.steps
+        kept = self.sched[: self.k_rec]
+        ahead = _schedule(self.record, self.steps)
+        ahead = ahead[ahead > self.done]
+        self.sched = np.concatenate([kept, ahead]).astype(np.int64)
+        self.rec = np.concatenate(
+            [self.rec[: self.k_rec], np.zeros((len(ahead), self.theta.size), self.rec.dtype)]
+        )
+
+
+def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Run:
+    """Run ``state`` to its target in compiled chunks; checkpoint; build the Run."""
+    mdl, Z, theta = state.model, state.Z, state.theta
+    N, d = state.X.shape
+    runner = mdl.runner(Z, state.targets, state.loss_code, state.precision)
+    rule = STEP_RULE_CODES[state.step_rule]
+    if state.runner_state is not None:
+        runner.set_state(state.runner_state)
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.parent.is_dir():
+            raise FileNotFoundError(f"checkpoint folder {checkpoint.parent} does not exist")
+        checkpoint_every = check_positive(checkpoint_every, "checkpoint_every")
+    est_ns = (4.0 * N * d + 30.0 * N + 4.0 * theta.size + 50.0) * (
+        1.0 if state.precision == "float64" else 25.0
+    )
+    chunk = max(1, int(chunk_seconds * 1e9 / est_ns))
+    status = "completed"
+    bar = ProgressBar(state.steps, enabled=progress)
+    bar.update(state.done)
+    start = time.perf_counter()
+    last_save = start
+    with _InterruptFlag() as interrupt:
+        while state.done < state.steps:
+            n = min(chunk, state.steps - state.done)
+            hi = int(np.searchsorted(state.sched, state.done + n, side="right"))
+            lo = state.k_rec
+            t0 = time.perf_counter()
+            code, fail_step = runner(
+                theta,
+                state.lr,
+                rule,
+                state.done,
+                n,
+                state.sched[lo:hi],
+                state.rec[lo:hi],
+                state.floor,
+            )
+            now = time.perf_counter()
+            if code == STATUS_DIVERGED:
+                bar.close()
+                _raise_divergence(
+                    mdl,
+                    Z,
+                    state.targets,
+                    theta,
+                    d,
+                    state.loss,
+                    fail_step,
+                    state.log_loss0,
+                    state.lr,
+                    state.safe_lr,
+                )
+            state.done += n
+            state.k_rec = hi
+            bar.update(state.done)
+            if now > t0:
+                chunk = max(1, int(n * chunk_seconds / (now - t0)))
+            if interrupt.hit:
+                status = "interrupted"
+                break
+            if checkpoint is not None and now - last_save >= checkpoint_every:
+                state.elapsed += now - start
+                start = now
+                _save(checkpoint, state, runner)
+                last_save = time.perf_counter()
+    bar.close()
+    state.elapsed += time.perf_counter() - start
+    if not np.all(np.isfinite(theta)):
+        raise DivergenceError(
+            f"the parameters became non-finite by step {state.done}; lr={state.lr:g} is too "
+            f"large. Try lr <= {state.safe_lr:.3g}.",
+            step=state.done,
+            suggested_lr=state.safe_lr,
+        )
+    if checkpoint is not None:
+        _save(checkpoint, state, runner)
+    return _finish(state, status)
+
+
+def _save(path, state, runner) -> None:
+    get_state = getattr(runner, "get_state", None)
+    state.runner_state = get_state() if get_state is not None else None
+    save_checkpoint(path, state)
+
+
+def _finish(state, status: str) -> Run:
+    """The Run (history derived from the recorded rows) of a state after ``done`` steps."""
+    mdl, theta, done, k_rec = state.model, state.theta, state.done, state.k_rec
+    d = state.X.shape[1]
+    rec_steps = state.sched[:k_rec]
+    rec_theta = state.rec[:k_rec]
+    if done > 0 and (k_rec == 0 or rec_steps[-1] != done):
+        rec_steps = np.append(rec_steps, done)
+        rec_theta = np.vstack([rec_theta, theta[None, :]])
+    meta = dict(state.settings)
+    if state.ref_vec is not None:
+        meta["reference_norm"] = float(np.linalg.norm(state.ref_vec))
+    history = build_history(
+        rec_steps,
+        rec_theta,
+        mdl,
+        d,
+        state.Z,
+        state.targets,
+        state.loss,
+        state.ref_vec,
+        state.w_tilde,
+        meta,
+    )
     params = [
-        np.array(p, dtype=np.float64) if precision == "float64" else p.copy()
+        np.array(p, dtype=np.float64) if state.precision == "float64" else p.copy()
         for p in mdl.unflatten(theta, d)
     ]
-    coef = mdl.predictor(params)
     return Run(
-        coef=coef,
+        coef=mdl.predictor(params),
         params=params,
         history=history,
         status=status,
         steps_done=done,
-        settings=settings,
-        reference=ref_obj,
-        elapsed=total,
+        settings=dict(state.settings),
+        reference=state.ref_obj,
+        elapsed=state.elapsed,
         model=mdl,
     )
+
+
+def resume(
+    path: str | os.PathLike,
+    steps: int | None = None,
+    *,
+    progress: bool = False,
+    chunk_seconds: float = 0.5,
+    checkpoint_every: float = 10.0,
+) -> Run:
+    """Continue a run from the checkpoint at ``path`` (written by ``train(checkpoint=path)``).
+
+    ``steps`` more GD steps are taken (default: the rest of the original run). The result is
+    bit-identical to an uninterrupted run of the same total length: same iterates, and the
+    same history rows at the checkpoint steps both runs record. The checkpoint keeps being
+    updated every ``checkpoint_every`` seconds, at Ctrl-C and at the end.
+    """
+    state = load_checkpoint(path)
+    if not isinstance(state, _RunState):
+        raise ValueError(f"{path} does not hold a fastbias training run")
+    if steps is not None:
+        state.extend(check_positive_int(steps, "steps"))
+    chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
+    return _execute(state, progress, chunk_seconds, path, checkpoint_every)
 
 
 def _raise_divergence(mdl, Z, targets, theta, d, loss, fail_step, log_loss0, lr, safe_lr):
