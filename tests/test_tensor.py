@@ -199,11 +199,13 @@ def test_gd_tensor_chunked_equals_single_call():
     rec = np.array([5, 50, 400, 1000], dtype=np.int64)
     args = (model.j_idx, model.multi_idx, model.values, model.offsets)
     t1, r1 = theta0.copy(), np.zeros((4, theta0.size))
-    s1 = gd_tensor(Z, targets, t1, lr, 0, 0, 0, 1000, rec, r1, -1e10, *args)
+    e1, re1 = np.zeros(1, np.int64), np.zeros(4, np.int64)
+    s1 = gd_tensor(Z, targets, t1, lr, 0, 0, 0, 1000, rec, r1, -1e10, e1, re1, *args)
     t2, r2 = theta0.copy(), np.zeros((4, theta0.size))
+    e2, re2 = np.zeros(1, np.int64), np.zeros(4, np.int64)
     chunks = [(0, 50, slice(0, 2)), (50, 350, slice(2, 3)), (400, 600, slice(3, 4))]
     statuses = [
-        gd_tensor(Z, targets, t2, lr, 0, 0, s0, n, rec[sl], r2[sl], -1e10, *args)
+        gd_tensor(Z, targets, t2, lr, 0, 0, s0, n, rec[sl], r2[sl], -1e10, e2, re2[sl], *args)
         for s0, n, sl in chunks
     ]
     assert s1 == (0, 1000) and statuses == [(0, 50), (0, 400), (0, 1000)]

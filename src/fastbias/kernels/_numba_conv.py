@@ -40,7 +40,7 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import predictor_step
+from ._numba_models import RESCALE_BITS, predictor_step_scaled, step_coefficient
 
 
 @njit(nogil=True, cache=True)
@@ -264,6 +264,28 @@ def _finish(theta, spec, ksizes, offsets, cw, d, ctab, stab, status, step):
     return status, step
 
 
+@njit(nogil=True, cache=True)
+def _rescale_conv(theta, spec, ksizes, offsets, d, t2, scale):
+    """``_numba_models.rescale`` for the Fourier-domain state (spectra of the full-width
+    layers, time-domain small filters); ``t2`` is ``||theta_s||**2`` (Parseval)."""
+    hi = 2.0 ** (2 * RESCALE_BITS)
+    if not t2 < np.inf:
+        return  # inf or NaN: the divergence test of the next step reports it
+    while t2 > hi or (scale[0] > 0 and t2 < 1.0 / hi):
+        shift = -RESCALE_BITS if t2 > hi else RESCALE_BITS
+        f = 2.0**shift
+        for layer in range(ksizes.shape[0]):
+            if ksizes[layer] == d:
+                for r in range(2):
+                    for j in range(spec.shape[2]):
+                        spec[layer, r, j] *= f
+            else:
+                for p in range(ksizes[layer]):
+                    theta[offsets[layer] + p] *= f
+        scale[0] -= shift
+        t2 *= f * f
+
+
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def gd_convolutional(
     Z,
@@ -277,6 +299,8 @@ def gd_convolutional(
     rec_steps,
     rec_theta,
     floor,
+    scale,
+    rec_scale,
     ZF,
     ksizes,
     spec,
@@ -293,6 +317,9 @@ def gd_convolutional(
     Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor
         As in ``_reference.gd_model`` (``Z`` is used for its shape only). ``theta`` holds the
         time-domain filters ``w_1 (k_1), ..., w_L (d)`` one after another.
+    scale, rec_scale : int64 arrays
+        ``theta = 2**scale[0] * theta_s`` (``theta`` holds ``theta_s``) and the exponents of
+        the recorded rows, as in ``_numba_models.gd_diagonal``.
     ZF : (d, N) float64
         ``_fft.real_fourier_rows(Z)``: the data's half spectra, computed once per run.
     ksizes : (L,) int64
@@ -363,8 +390,8 @@ def gd_convolutional(
                     theta, offsets[layer], ksizes[layer], PC, PS, spec[layer, 0], spec[layer, 1]
                 )
         conv_products(spec, beta_re, beta_im, pre_re, pre_im, b, cw, nI)
-        ok, log_scale, lsum = predictor_step(
-            ZF, b, targets, loss, rule, floor, m, ubuf, ubits, a, Gv
+        ok, log_scale, lsum = predictor_step_scaled(
+            ZF, b, targets, loss, rule, floor, m, ubuf, ubits, a, Gv, scale[0] * L
         )
         if not ok:
             return _finish(theta, spec, ksizes, offsets, cw, d, ctab, stab, STATUS_DIVERGED, t)
@@ -378,22 +405,22 @@ def gd_convolutional(
                 )
         if not n2 < np.inf:
             return _finish(theta, spec, ksizes, offsets, cw, d, ctab, stab, STATUS_DIVERGED, t)
-        if rule == 0:
-            c = lr * math.exp(log_scale)
-        elif rule == 1:
-            c = lr / math.sqrt(n2) if n2 > 0 else 0.0
-        else:
-            c = lr / lsum
+        c = step_coefficient(lr, rule, log_scale, lsum, n2, scale[0], L)
+        t2 = 0.0
         for layer in range(L):
             off = offsets[layer]
             if ksizes[layer] == d:
                 for j in range(H):
                     spec[layer, 0, j] += c * upd[layer, 0, j]
                     spec[layer, 1, j] += c * upd[layer, 1, j]
+                    t2 += cw[j] * (spec[layer, 0, j] ** 2 + spec[layer, 1, j] ** 2)
             else:
                 for p in range(ksizes[layer]):
                     theta[off + p] += c * g[off + p]
+                    t2 += theta[off + p] ** 2
+        _rescale_conv(theta, spec, ksizes, offsets, d, t2, scale)
         if k < K and rec_steps[k] == t + 1:
             write_time_domain(theta, spec, ksizes, offsets, cw, d, ctab, stab, rec_theta[k])
+            rec_scale[k] = scale[0]
             k += 1
     return _finish(theta, spec, ksizes, offsets, cw, d, ctab, stab, STATUS_OK, step0 + n_steps)

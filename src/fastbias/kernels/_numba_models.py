@@ -86,6 +86,121 @@ def record(theta, t, k, rec_steps, rec_theta):
     return k
 
 
+# ---- parameters carried as theta = 2**e * theta_s (issue: norms of 1e100, margins of 1e300) ----
+# A homogeneous model of degree L has margins 2**(e L) m(theta_s) and gradients
+# 2**(e (L-1)) g(theta_s). Kernels keep ||theta_s|| <= 2**RESCALE_BITS by exact power-of-two
+# rescaling, so the run is bit for bit the unscaled run for as long as that one does not
+# overflow, and goes on where it would: margins beyond ~700 give exp-loss and logistic weights
+# that agree to double precision, and are computed from shifted margins 2**(e L) (m - min m),
+# which may be infinite (weight 0); the loss scale exp(-min m) may underflow to 0.
+RESCALE_BITS = 16
+_HUGE_MARGIN = 700.0
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def predictor_step_scaled(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, mexp):
+    """:func:`predictor_step` for ``beta = 2**mexp * beta_s`` (``beta`` holds ``beta_s``)."""
+    if mexp == 0:
+        return predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G)
+    d, N = ZT.shape
+    for i in range(N):
+        m[i] = 0.0
+    for j in range(d):
+        bj = beta[j]
+        for i in range(N):
+            m[i] += ZT[j, i] * bj
+    s = min_value(m, N)
+    if loss != 2 and s > 0.0 and math.ldexp(s, mexp) > _HUGE_MARGIN:
+        for i in range(N):
+            m[i] = math.ldexp(m[i] - s, mexp)
+        _, lsum = loss_weights_inplace(m, N, 0.0, 0, ubuf, ubits, a, rule == 2)
+        log_scale = -math.ldexp(s, mexp)
+    else:
+        for i in range(N):
+            m[i] = math.ldexp(m[i], mexp)
+        if loss == 2:
+            lsum = 0.0
+            for i in range(N):
+                m[i] = targets[i] - m[i]
+                lsum += m[i] * m[i]
+            lsum *= 0.5
+            if not lsum < -floor:
+                return False, 0.0, lsum
+            log_scale = 0.0
+        else:
+            s = min_value(m, N)
+            if not s > floor:
+                return False, 0.0, 0.0
+            log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
+    for j in range(d):
+        acc = 0.0
+        for i in range(N):
+            acc += m[i] * ZT[j, i]
+        G[j] = acc
+    return True, log_scale, lsum
+
+
+@njit(nogil=True, cache=True)
+def step_coefficient(lr, rule, log_scale, lsum, n2, e, depth):
+    """``eta_t`` times the gradient scale, for the scaled parameters ``theta_s`` (exponent e).
+
+    The update ``theta += c g(theta)`` becomes ``theta_s += c 2**(e (L-2)) g(theta_s)``; the
+    normalized rule's ``c = eta / ||g(theta)||`` becomes ``2**-e eta / ||g(theta_s)||``.
+    """
+    e = int(e)  # math.ldexp wants a Python int when run without JIT
+    if rule == 0:
+        c = lr * math.exp(log_scale)
+    elif rule == 1:
+        return math.ldexp(lr / math.sqrt(n2), -e) if n2 > 0 else 0.0
+    else:
+        c = lr / lsum
+    return math.ldexp(c, e * (depth - 2)) if e != 0 else c
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
+    """:func:`apply_step` on ``theta_s`` with exponent ``scale[0]``, then exact rescaling.
+
+    Returns False if ``g`` is not finite.
+    """
+    n2 = 0.0
+    for i in range(theta.shape[0]):
+        n2 += g[i] * g[i]
+    if not n2 < np.inf:
+        return False
+    c = step_coefficient(lr, rule, log_scale, lsum, n2, scale[0], depth)
+    t2 = 0.0
+    for i in range(theta.shape[0]):
+        theta[i] += c * g[i]
+        t2 += theta[i] * theta[i]
+    rescale(theta, t2, scale)
+    return True
+
+
+@njit(nogil=True, cache=True)
+def rescale(theta, t2, scale):
+    """Keep ``2**-RESCALE_BITS <= ||theta_s|| <= 2**RESCALE_BITS`` (the lower bound only once
+    scaled), multiplying by powers of two (exact)."""
+    hi = 2.0 ** (2 * RESCALE_BITS)
+    if not t2 < np.inf:
+        return  # inf or NaN: the divergence test of the next step reports it
+    while t2 > hi or (scale[0] > 0 and t2 < 1.0 / hi):
+        shift = -RESCALE_BITS if t2 > hi else RESCALE_BITS
+        f = 2.0**shift
+        for i in range(theta.shape[0]):
+            theta[i] *= f
+        scale[0] -= shift
+        t2 *= f * f
+
+
+@njit(nogil=True, cache=True)
+def record_scaled(theta, t, k, rec_steps, rec_theta, scale, rec_scale):
+    """:func:`record` plus the exponent of the recorded ``theta_s``."""
+    if k < rec_steps.shape[0] and rec_steps[k] == t:
+        rec_scale[k] = scale[0]
+    return record(theta, t, k, rec_steps, rec_theta)
+
+
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def diagonal_predictor(theta, depth, beta, prefix):
     """``beta = prod_l w_l``; ``prefix[l] = w_1 * .. * w_l`` rows (``(depth, d)`` scratch)."""
@@ -114,9 +229,23 @@ def diagonal_vjp(theta, G, depth, prefix, g):
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def gd_diagonal(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, depth
+    Z,
+    targets,
+    theta,
+    lr,
+    loss,
+    rule,
+    step0,
+    n_steps,
+    rec_steps,
+    rec_theta,
+    floor,
+    scale,
+    rec_scale,
+    depth,
 ):
-    """GD on a depth-L diagonal network ``beta = w_1 * .. * w_L`` (Yun eq. 11)."""
+    """GD on a depth-L diagonal network ``beta = w_1 * .. * w_L`` (Yun eq. 11), with
+    ``theta = 2**scale[0] * theta_s`` (``rec_scale``: the exponents of the recorded rows)."""
     N, d = Z.shape
     ZT = np.ascontiguousarray(Z.T)
     m = np.empty(N)
@@ -130,15 +259,15 @@ def gd_diagonal(
     k = 0
     for t in range(step0, step0 + n_steps):
         diagonal_predictor(theta, depth, beta, prefix)
-        ok, log_scale, lsum = predictor_step(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G
+        ok, log_scale, lsum = predictor_step_scaled(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
         )
         if not ok:
             return STATUS_DIVERGED, t
         diagonal_vjp(theta, G, depth, prefix, g)
-        if not apply_step(theta, g, lr, rule, log_scale, lsum):
+        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
+        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps
 
 
@@ -208,9 +337,24 @@ def fc_vjp(theta, G, dims, offsets, right, a, b, g):
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def gd_fully_connected(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, dims, offsets
+    Z,
+    targets,
+    theta,
+    lr,
+    loss,
+    rule,
+    step0,
+    n_steps,
+    rec_steps,
+    rec_theta,
+    floor,
+    scale,
+    rec_scale,
+    dims,
+    offsets,
 ):
-    """GD on a fully connected linear network ``beta = W_1 .. W_{L-1} w_L`` (Gunasekar eq. 1)."""
+    """GD on a fully connected linear network ``beta = W_1 .. W_{L-1} w_L`` (Gunasekar eq. 1),
+    with ``theta = 2**scale[0] * theta_s`` as in :func:`gd_diagonal`."""
     N, d = Z.shape
     ZT = np.ascontiguousarray(Z.T)
     m = np.empty(N)
@@ -224,16 +368,17 @@ def gd_fully_connected(
     va = np.zeros(width)
     vb = np.zeros(width)
     g = np.empty(theta.shape[0])
+    depth = dims.shape[0]
     k = 0
     for t in range(step0, step0 + n_steps):
         fc_predictor(theta, dims, offsets, right, beta)
-        ok, log_scale, lsum = predictor_step(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G
+        ok, log_scale, lsum = predictor_step_scaled(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
         )
         if not ok:
             return STATUS_DIVERGED, t
         fc_vjp(theta, G, dims, offsets, right, va, vb, g)
-        if not apply_step(theta, g, lr, rule, log_scale, lsum):
+        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
+        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps

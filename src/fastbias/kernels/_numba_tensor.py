@@ -26,7 +26,7 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import apply_step, predictor_step, record
+from ._numba_models import apply_step_scaled, predictor_step_scaled, record_scaled
 
 
 @njit(nogil=True, cache=True)
@@ -131,6 +131,8 @@ def gd_tensor(
     rec_steps,
     rec_theta,
     floor,
+    scale,
+    rec_scale,
     jidx,
     multi,
     vals,
@@ -139,7 +141,8 @@ def gd_tensor(
     """GD on a linear tensor network ``beta = M(.) o (v_1, ..., v_L)`` (Yun eq. 6).
 
     Same arguments and semantics as ``_reference.gd_model`` without the two callables, plus the
-    COO data tensor ``(jidx, multi, vals)`` and the layer ``offsets`` into ``theta``.
+    COO data tensor ``(jidx, multi, vals)`` and the layer ``offsets`` into ``theta``;
+    ``theta = 2**scale[0] * theta_s`` as in ``_numba_models.gd_diagonal``.
     """
     N, d = Z.shape
     ZT = np.ascontiguousarray(Z.T)
@@ -152,16 +155,17 @@ def gd_tensor(
     g = np.empty(theta.shape[0])
     pos = global_positions(multi, offsets)
     pre = np.empty(multi.shape[1])
+    depth = multi.shape[1]
     k = 0
     for t in range(step0, step0 + n_steps):
         _predictor_pos(jidx, pos, vals, theta, beta)
-        ok, log_scale, lsum = predictor_step(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G
+        ok, log_scale, lsum = predictor_step_scaled(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
         )
         if not ok:
             return STATUS_DIVERGED, t
         _vjp_pos(jidx, pos, vals, G, theta, g, pre)
-        if not apply_step(theta, g, lr, rule, log_scale, lsum):
+        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
+        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps

@@ -158,16 +158,41 @@ class Model(ABC):
 
 
 def generic_runner(kernel, Z, targets, loss, extra=()) -> Runner:
-    """Bind a ``_numba_models`` kernel to its data: ``run(theta, lr, rule, ...)``."""
+    """Bind a ``_numba_models`` kernel to its data.
+
+    ``run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
+    rec_scale=None)``: with ``scale`` (int64 array of length 1) ``theta`` holds ``theta_s``
+    and the true parameters are ``2**scale[0] * theta_s`` (the kernel rescales exactly by
+    powers of two to keep norms representable); ``rec_scale`` receives the exponents of the
+    recorded rows. Without them, ``theta`` and the rows are returned unscaled.
+    """
     Zc = np.ascontiguousarray(Z, dtype=np.float64)
     tc = np.ascontiguousarray(targets, dtype=np.float64)
 
-    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
-        return kernel(
-            Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, *extra
-        )
+    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
+            rec_scale=None):  # fmt: skip
+        own = scale is None
+        if own:
+            scale = np.zeros(1, dtype=np.int64)
+            rec_scale = np.zeros(len(rec_steps), dtype=np.int64)
+        out = kernel(
+            Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
+            rec_scale, *extra,
+        )  # fmt: skip
+        if own:
+            unscale(theta, scale, rec_theta, rec_scale)
+        return out
 
+    run.scaled = True
     return run
+
+
+def unscale(theta, scale, rec_theta, rec_scale) -> None:
+    """Multiply scaled parameters back by ``2**scale`` in place (inf where not representable)."""
+    if scale[0] != 0:
+        theta[...] = np.ldexp(theta, int(scale[0]))
+    if len(rec_scale) and np.any(rec_scale):
+        rec_theta[...] = np.ldexp(rec_theta, rec_scale[: len(rec_theta), None])
 
 
 def get_model(model: Any) -> Model:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import ConvergenceCondition, Model, Runner
+from ._base import ConvergenceCondition, Model, Runner, unscale
 
 
 def _is_int(v) -> bool:
@@ -255,7 +255,12 @@ class Convolutional(Model):
         spec = np.zeros((self.depth, 2, d // 2 + 1))
         last: list[np.ndarray | None] = [None]
 
-        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
+                rec_scale=None):  # fmt: skip
+            own = scale is None
+            if own:
+                scale = np.zeros(1, dtype=np.int64)
+                rec_scale = np.zeros(len(rec_steps), dtype=np.int64)
             prev = last[0]
             use_spec = (
                 prev is not None and prev.shape == theta.shape and np.array_equal(prev, theta)
@@ -263,10 +268,15 @@ class Convolutional(Model):
             last[0] = None
             out = gd_convolutional(
                 Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-                ZF, ksizes, spec, use_spec,
+                scale, rec_scale, ZF, ksizes, spec, use_spec,
             )  # fmt: skip
+            if own and (scale[0] != 0 or np.any(rec_scale)):
+                unscale(theta, scale, rec_theta, rec_scale)
+                return out  # the kept spectra belong to the scaled parameters
             last[0] = theta.copy()
             return out
+
+        run.scaled = True
 
         def get_state() -> dict:
             return {"spec": spec.copy(), "last": None if last[0] is None else last[0].copy()}

@@ -12,7 +12,7 @@ import numpy as np
 from ..diagnostics import angle_gap, direction_distance, fit_rates, margin_gap, norm
 from ..losses import get_loss, logsumexp
 
-__all__ = ["checkpoint_steps", "History", "Run", "build_history"]
+__all__ = ["checkpoint_steps", "History", "Run", "build_history", "build_network_history"]
 
 
 def checkpoint_steps(steps: int, per_decade: int = 10) -> np.ndarray:
@@ -96,6 +96,7 @@ def build_history(
     reference: np.ndarray | None,
     w_tilde: np.ndarray | None,
     meta: dict[str, Any],
+    theta_scale: np.ndarray | None = None,
 ) -> History:
     """Derive every column from the recorded parameters (rows ``theta(t)`` at ``steps``).
 
@@ -108,19 +109,34 @@ def build_history(
     Deep models add ``theta_norm``, ``layer_norm_1..L`` and (classification)
     ``normalized_margin_theta`` = ``min margin / ||theta||**L``. Extended-precision runs are
     processed in ``np.longdouble`` and stored as float64.
+
+    ``theta_scale`` (deep models): the true rows are ``2**theta_scale[k] * thetas[k]``; then
+    the scale-free columns (gaps, normalized margins) come from the scaled rows, so they stay
+    exact where ``||theta||`` or the margins overflow, and ``log_norm``, ``log_theta_norm``
+    and ``log_min_margin`` (natural logs; ``log(-log L)`` once the loss underflows) stay
+    finite.
     """
     thetas = np.asarray(thetas)
     dt = thetas.dtype
     from ..models import Linear
 
+    K = len(thetas)
+    if theta_scale is None or isinstance(model, Linear):
+        theta_scale = np.zeros(K, dtype=np.int64)
+    theta_scale = np.asarray(theta_scale, dtype=np.int64)[:K]
     if isinstance(model, Linear):
         B = thetas  # the predictor is the parameter vector (kept in long double if extended)
     else:
         B = np.array([model.predictor(model.unflatten(th, d)) for th in thetas], dtype=dt)
-    B = B.reshape(len(thetas), d)
+    B = B.reshape(K, d)  # scaled predictors: beta = 2**(L e) B
+    bexp = theta_scale * (model.depth if not isinstance(model, Linear) else 1)
     Zd = np.asarray(Z, dtype=dt)
-    outputs = B @ Zd.T  # (K, N): margins, or predictions for regression
-    b_norm = norm(B, axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled_out = B @ Zd.T  # (K, N)
+        outputs = np.ldexp(scaled_out, bexp[:, None])  # margins, or regression predictions
+        b_norm_s = norm(B, axis=1)
+        b_norm = np.ldexp(b_norm_s, bexp)
+    B_true = np.ldexp(B, bexp[:, None]) if np.any(bexp) else B
     cols: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
     if loss == "squared":
         resid = np.asarray(outputs - np.asarray(targets, dtype=dt)[None, :], dtype=np.float64)
@@ -135,17 +151,32 @@ def build_history(
             cols["distance_to_reference"] = np.asarray(norm(diff, axis=1), dtype=np.float64)
     else:
         lossobj = get_loss(loss)
-        log_loss = np.array(
-            [logsumexp(lossobj.log_value(np.asarray(m, dtype=np.float64))) for m in outputs]
-        )
+        log_loss = np.empty(K)
+        for k in range(K):
+            m_s = np.asarray(scaled_out[k], dtype=np.float64)
+            s_min = float(m_s.min())
+            if bexp[k] != 0 and s_min > 0 and np.ldexp(s_min, bexp[k]) > 700.0:
+                # exp and logistic agree here; shift by the min margin, which may overflow
+                with np.errstate(over="ignore"):
+                    shifted = np.ldexp(m_s - s_min, bexp[k])
+                log_loss[k] = -np.ldexp(s_min, bexp[k]) + logsumexp(-shifted)
+            else:
+                log_loss[k] = logsumexp(lossobj.log_value(np.asarray(outputs[k], np.float64)))
         min_margin = outputs.min(axis=1)
         cols["loss"] = np.exp(log_loss)
         cols["log_loss"] = log_loss
         cols["norm"] = np.asarray(b_norm, dtype=np.float64)
         cols["min_margin"] = np.asarray(min_margin, dtype=np.float64)
+        if not isinstance(model, Linear):
+            s_min = np.asarray(scaled_out.min(axis=1), dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols["log_min_margin"] = np.where(
+                    s_min > 0, np.log(np.where(s_min > 0, s_min, 1.0)) + bexp * np.log(2.0), np.nan
+                )
         with np.errstate(invalid="ignore", divide="ignore"):
             cols["normalized_margin"] = np.asarray(
-                min_margin / np.where(b_norm > 0, b_norm, np.nan), dtype=np.float64
+                scaled_out.min(axis=1) / np.where(b_norm_s > 0, b_norm_s, np.nan),
+                dtype=np.float64,
             )
         if reference is not None:
             ref = np.asarray(reference, dtype=dt)
@@ -160,24 +191,85 @@ def build_history(
                 col[nonzero] = np.asarray(margin_gap(B[nonzero], ref, Zd), dtype=np.float64)
             cols["margin_gap"] = col
             logt = np.log(np.asarray(steps, dtype=dt))
-            residual = B - logt[:, None] * ref[None, :]
+            with np.errstate(invalid="ignore"):
+                residual = B_true - logt[:, None] * ref[None, :]
             cols["residual_norm"] = np.asarray(norm(residual, axis=1), dtype=np.float64)
             if w_tilde is not None:
                 r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
                 cols["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
     if not isinstance(model, Linear):
         th64 = np.asarray(thetas, dtype=np.float64)
-        t_norm = np.linalg.norm(th64, axis=1)
-        cols["theta_norm"] = t_norm
+        t_norm_s = np.linalg.norm(th64, axis=1)
+        with np.errstate(over="ignore", divide="ignore"):
+            cols["theta_norm"] = np.ldexp(t_norm_s, theta_scale)
+            cols["log_theta_norm"] = np.log(t_norm_s) + theta_scale * np.log(2.0)
+            cols["log_norm"] = np.asarray(np.log(b_norm_s), np.float64) + bexp * np.log(2.0)
         for layer, arr in enumerate(zip(*[model.unflatten(th, d) for th in th64], strict=True)):
-            cols[f"layer_norm_{layer + 1}"] = np.array([np.linalg.norm(np.ravel(a)) for a in arr])
+            with np.errstate(over="ignore"):
+                cols[f"layer_norm_{layer + 1}"] = np.ldexp(
+                    np.array([np.linalg.norm(np.ravel(a)) for a in arr]), theta_scale
+                )
         if loss != "squared":
             with np.errstate(invalid="ignore", divide="ignore"):
                 cols["normalized_margin_theta"] = (
-                    np.asarray(min_margin, dtype=np.float64)
-                    / np.where(t_norm > 0, t_norm, np.nan) ** model.depth
+                    np.asarray(scaled_out.min(axis=1), dtype=np.float64)
+                    / np.where(t_norm_s > 0, t_norm_s, np.nan) ** model.depth
                 )
-    return History(cols, B, meta)
+    return History(cols, B_true, meta)
+
+
+def build_network_history(
+    steps: np.ndarray,
+    thetas: np.ndarray,
+    model,
+    X: np.ndarray,
+    y: np.ndarray,
+    loss: str,
+    meta: dict[str, Any],
+    theta_scale: np.ndarray | None = None,
+) -> History:
+    """The history of a network that is not a linear predictor (ReLU, Vardi et al. Section 2).
+
+    Columns: ``step``, ``loss``, ``log_loss``, ``theta_norm``, ``log_theta_norm``,
+    ``layer_norm_1..L`` and, for classification, ``min_margin``, ``log_min_margin`` and
+    ``normalized_margin_theta`` (``min_n y_n Phi(theta; x_n) / ||theta||**L``), plus
+    ``active_fraction_l``: the fraction of (sample, neuron) pairs of hidden layer l with a
+    positive input. ``iterates`` holds the parameter rows ``theta(t)``.
+    """
+    thetas = np.asarray(thetas, dtype=np.float64)
+    K, L = len(thetas), model.depth
+    e = np.zeros(K, np.int64) if theta_scale is None else np.asarray(theta_scale)[:K]
+    cols: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
+    out_s = np.array([model.forward(th, X) for th in thetas]).reshape(K, -1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        outputs = np.ldexp(out_s, (e * L)[:, None])
+        t_norm_s = np.linalg.norm(thetas, axis=1)
+        if loss == "squared":
+            lvals = 0.5 * np.sum((outputs - y[None, :]) ** 2, axis=1)
+            cols["loss"], cols["log_loss"] = lvals, np.log(lvals)
+        else:
+            lossobj = get_loss(loss)
+            m_s = y[None, :] * out_s
+            log_loss = np.array([logsumexp(lossobj.log_value(m)) for m in y[None, :] * outputs])
+            cols["loss"], cols["log_loss"] = np.exp(log_loss), log_loss
+            s_min = m_s.min(axis=1)
+            cols["min_margin"] = np.ldexp(s_min, e * L)
+            cols["log_min_margin"] = np.where(
+                s_min > 0, np.log(np.where(s_min > 0, s_min, 1.0)) + e * L * np.log(2.0), np.nan
+            )
+            cols["normalized_margin_theta"] = s_min / np.where(t_norm_s > 0, t_norm_s, np.nan) ** L
+        cols["theta_norm"] = np.ldexp(t_norm_s, e)
+        cols["log_theta_norm"] = np.log(t_norm_s) + e * np.log(2.0)
+        rows = [model.unflatten(th, X.shape[1]) for th in thetas]
+        for layer, arr in enumerate(zip(*rows, strict=True)):
+            cols[f"layer_norm_{layer + 1}"] = np.ldexp(
+                np.array([np.linalg.norm(np.ravel(a)) for a in arr]), e
+            )
+        actives = [model.activation_patterns(th, X) for th in thetas]
+        for layer in range(len(actives[0]) if actives else 0):
+            cols[f"active_fraction_{layer + 1}"] = np.array([np.mean(a[layer]) for a in actives])
+        iterates = np.ldexp(thetas, e[:, None])
+    return History(cols, iterates, meta)
 
 
 @dataclass
@@ -200,6 +292,10 @@ class Run:
         Number of GD steps taken.
     reference : object or None
         The max-margin solution (or user direction) the gaps are measured against.
+    theta_scale, scaled_params :
+        ``params = 2**theta_scale * scaled_params`` exactly; deep models rescale by powers of
+        two so that runs whose parameters outgrow float64 (``params`` then holds inf) keep
+        their direction in ``scaled_params``.
     """
 
     coef: np.ndarray
@@ -211,6 +307,8 @@ class Run:
     reference: Any = None
     elapsed: float = 0.0
     model: Any = None
+    theta_scale: int = 0
+    scaled_params: list[np.ndarray] | None = None
 
     def rates(self, t_min: int | None = None, t_max: int | None = None):
         """Fitted convergence rates (:func:`fastbias.diagnostics.fit_rates`)."""
