@@ -10,6 +10,7 @@ from .convolutional import Convolutional
 from .diagonal import Diagonal
 from .fully_connected import FullyConnected
 from .linear import Linear
+from .network import Network
 from .tensor import Tensor
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Diagonal",
     "Convolutional",
     "Tensor",
+    "Network",
     "ConvergenceCondition",
     "convergence_condition",
     "get_model",
