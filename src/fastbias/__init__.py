@@ -1,13 +1,26 @@
 """fastbias: the implicit bias of gradient descent, computed fast, exactly and verifiably.
 
-Compiled gradient-descent runs (:func:`train`), exact reference solvers (:func:`max_margin`),
-and the diagnostics that tie the two together (:mod:`fastbias.diagnostics`).
+Compiled gradient-descent runs (:func:`train`, :func:`flow`, :func:`train_batch`), exact
+reference solvers (:func:`max_margin`, :func:`min_norm`, :mod:`fastbias.references`),
+certificates (:func:`stationarity`, :mod:`fastbias.analysis`) and the diagnostics that tie
+them together (:mod:`fastbias.diagnostics`).
 """
 
-from . import datasets, diagnostics, losses, models
+from . import analysis, datasets, diagnostics, losses, models, references
 from .exceptions import DivergenceError, FastbiasError, NotSeparableError, SolverError
-from .optim import History, Run, resume, train, train_batch
-from .references import MaxMarginSolution, max_margin
+from .optim import History, Run, flow, resume, train, train_batch, train_multiclass
+from .references import (
+    MarginSolution,
+    MaxMarginSolution,
+    implicit_regularizer,
+    max_margin,
+    min_norm,
+    predicted_limit,
+    q_minimizer,
+    stationarity,
+    tensor_singular_vectors,
+    two_layer_limit_point,
+)
 
 __version__ = "0.1.0"
 
@@ -15,17 +28,29 @@ __all__ = [
     "train",
     "train_batch",
     "resume",
+    "flow",
+    "train_multiclass",
     "max_margin",
+    "min_norm",
+    "predicted_limit",
+    "stationarity",
+    "implicit_regularizer",
+    "tensor_singular_vectors",
+    "q_minimizer",
+    "two_layer_limit_point",
     "MaxMarginSolution",
+    "MarginSolution",
     "Run",
     "History",
     "FastbiasError",
     "NotSeparableError",
     "DivergenceError",
     "SolverError",
+    "analysis",
     "datasets",
     "diagnostics",
     "losses",
     "models",
+    "references",
     "__version__",
 ]

@@ -1,7 +1,22 @@
 """Training loops (compiled runs driven in chunks) and the records they produce."""
 
 from .batch import train_batch
+from .flow import FlowHistory, flow
 from .gd import resume, train
 from .history import History, Run, checkpoint_steps
+from .optimizers import OPTIMIZERS, MulticlassRun, make_optimizer_runner, train_multiclass
 
-__all__ = ["train", "resume", "train_batch", "History", "Run", "checkpoint_steps"]
+__all__ = [
+    "train",
+    "resume",
+    "train_batch",
+    "flow",
+    "train_multiclass",
+    "MulticlassRun",
+    "OPTIMIZERS",
+    "make_optimizer_runner",
+    "History",
+    "FlowHistory",
+    "Run",
+    "checkpoint_steps",
+]

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
 from ..models import FullyConnected, Linear, Model, get_model
 from .checkpoint import load_checkpoint, save_checkpoint
-from .history import Run, build_history, checkpoint_steps
+from .history import Run, build_history, build_network_history, checkpoint_steps
 
 __all__ = ["train", "resume", "default_lr"]
 
@@ -59,10 +59,15 @@ def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -
     return lr
 
 
-def _deep_default_lr(Z: np.ndarray, theta0: np.ndarray, depth: int, lossname: str) -> float:
-    """A heuristic safe step for a depth-L model: the linear one divided by the size of the
-    other layers' product (the Hessian of ``beta`` scales like ``||theta||^(2(L-1))``)."""
+def _deep_default_lr(
+    Z: np.ndarray, theta0: np.ndarray, margins0: np.ndarray, depth: int, lossname: str
+) -> float:
+    """A heuristic safe step for a depth-L model: the linear one (with the exp loss's
+    ``exp(-min margin)`` factor at the initial margins) divided by the size of the other
+    layers' product (the Hessian of ``f`` scales like ``||theta||^(2(L-1))``)."""
     base = default_lr(Z, None, lossname)
+    if lossname in ("exp", "exponential"):
+        base *= float(np.exp(min(float(np.min(margins0)), 0.0)))
     scale = max(1.0, float(np.linalg.norm(theta0)) ** (2 * (depth - 1)))
     return base / (depth * scale)
 
@@ -126,6 +131,21 @@ def _resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
     return vec, vec, None
 
 
+def _l1_reference(X, y):
+    """The L1 max-margin solution, or None (with a warning) when X, y are not separable."""
+    from ..references import max_margin
+
+    try:
+        return max_margin(X, y, norm="l1")
+    except NotSeparableError:
+        warnings.warn(
+            "X, y are not linearly separable, so there is no max-margin reference; "
+            "the history has no gap columns.",
+            stacklevel=4,
+        )
+        return None
+
+
 class _InterruptFlag:
     """Turns Ctrl-C into a flag checked between chunks (main thread only)."""
 
@@ -166,6 +186,8 @@ def train(
     chunk_seconds: float = 0.5,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 10.0,
+    optimizer: str = "gd",
+    optimizer_options: dict[str, Any] | None = None,
 ) -> Run:
     """Train ``f(x) = x.P(theta)`` by gradient descent, whole runs in compiled kernels.
 
@@ -213,6 +235,14 @@ def train(
         Ctrl-C and at the end; continue it with :func:`resume`.
     checkpoint_every : float
         Seconds between checkpoints.
+    optimizer : {"gd", "momentum", "sgd", "adam", "adagrad", "coordinate"}
+        The update rule (Soudry et al. Sections 3-4, App. E): plain GD (default), heavy-ball
+        momentum, mini-batch SGD with a seeded index sequence, Adam, AdaGrad, or greedy
+        coordinate descent (linear model). Compiled like GD; see
+        :mod:`fastbias.optim.optimizers`.
+    optimizer_options : dict, optional
+        Its hyper-parameters (``beta``; ``batch_size``, ``seed``, ``momentum``; ``beta1``,
+        ``beta2``, ``eps``); SGD's ``seed`` defaults to ``seed``.
 
     Returns
     -------
@@ -246,6 +276,15 @@ def train(
             "precision='extended' is available for the linear model with the exp or logistic "
             f"loss; got model {mdl!r} with loss {loss!r}."
         )
+    from .optimizers import check_optimizer, default_optimizer_lr
+
+    if optimizer == "sgd":
+        optimizer_options = {"seed": 0 if seed is None else seed, **(optimizer_options or {})}
+    opt_options = check_optimizer(
+        optimizer, optimizer_options, step_rule=step_rule, model=mdl, n_samples=N
+    )
+    if optimizer != "gd" and precision != "float64":
+        raise ValueError(f"optimizer={optimizer!r} runs in precision='float64' only.")
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
     init_scale = check_positive(init_scale, "init_scale")
     if isinstance(mdl, Linear) and init is not None and not isinstance(init, str):
@@ -261,23 +300,52 @@ def train(
                 f"{cond.theorem} (lambda = {cond.margin:.3g} <= 0); the loss may not go to zero.",
                 stacklevel=2,
             )
+    linear_predictor = getattr(mdl, "linear_predictor", True)
+    if linear_predictor:
+        outputs0 = X @ mdl.predictor(params0)
+    else:  # a ReLU network: f(x) = Phi(theta; x) is not x.beta
+        if optimizer != "gd":
+            raise ValueError(f"optimizer={optimizer!r} is not available for ReLU networks yet.")
+        outputs0 = mdl.forward(params0, X)
+    margins0 = outputs0 - y if regression else y * outputs0
     if isinstance(mdl, Linear):
         safe_lr = default_lr(Z, theta0, loss)
     else:
-        safe_lr = _deep_default_lr(Z, theta0, mdl.depth, loss)
-    lr = safe_lr if lr is None else check_positive(lr, "lr")
+        safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss)
+    if lr is None:
+        lr = default_optimizer_lr(optimizer, opt_options, safe_lr, N)
+    else:
+        lr = check_positive(lr, "lr")
     sched = _schedule(record, steps)
+    if not linear_predictor:
+        if not (
+            reference is None or (isinstance(reference, str) and reference in ("auto", "none"))
+        ):
+            raise ValueError(
+                f"{mdl!r} is not a linear predictor x -> x.beta, so it has no reference "
+                "direction; pass reference=None (see fastbias.analysis for its optimality)."
+            )
+        reference = None
+    if optimizer == "coordinate" and isinstance(reference, str) and reference == "auto":
+        # greedy coordinate descent goes to the L1 max margin (Soudry Section 4.2)
+        reference = _l1_reference(X, y) if not regression else None
     ref_vec, ref_obj, w_tilde = _resolve_reference(
-        reference, mdl, X, y, lr, theta0 if isinstance(mdl, Linear) else None, step_rule, regression
+        reference,
+        mdl,
+        X,
+        y,
+        lr,
+        theta0 if isinstance(mdl, Linear) and optimizer == "gd" else None,
+        step_rule,
+        regression,
     )
 
-    beta0 = mdl.predictor(params0)
     if regression:
-        loss0 = 0.5 * float(np.sum((X @ beta0 - y) ** 2))
+        loss0 = 0.5 * float(np.sum(margins0**2))
         log_loss0 = np.log(loss0) if loss0 > 0 else -np.inf
         floor = -max(loss0, 1.0) * np.exp(_DIVERGENCE_FACTOR)
     else:
-        log_loss0 = log_total_loss(Z @ beta0, loss)
+        log_loss0 = log_total_loss(margins0, loss)
         if loss_code == 0:
             floor = -(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
         else:
@@ -293,7 +361,10 @@ def train(
         "step_rule": step_rule,
         "init_scale": init_scale,
         "seed": seed,
+        "optimizer": optimizer,
     }
+    if optimizer != "gd":
+        settings["optimizer_options"] = dict(opt_options)
     state = _RunState(
         X=X,
         y=y,
@@ -319,6 +390,8 @@ def train(
         ref_obj=ref_obj,
         w_tilde=w_tilde,
         settings=settings,
+        optimizer=optimizer,
+        optimizer_options=opt_options,
     )
     return _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every)
 
@@ -352,7 +425,12 @@ class _RunState:
     w_tilde: Any
     settings: dict[str, Any]
     elapsed: float = 0.0
+    optimizer: str = "gd"
+    optimizer_options: dict[str, Any] | None = None
     runner_state: Any = None  # what a runner keeps between calls (``run.get_state()``)
+    # theta = 2**scale[0] * (stored theta) for runners that rescale (homogeneous deep models)
+    scale: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    rec_scale: np.ndarray | None = None
 
     def extend(self, more: int) -> None:
         """Continue for ``more`` steps: a new target and the checkpoint rows beyond ``done``."""
@@ -365,16 +443,36 @@ class _RunState:
         self.rec = np.concatenate(
             [self.rec[: self.k_rec], np.zeros((len(ahead), self.theta.size), self.rec.dtype)]
         )
+        self.rec_scale = np.concatenate(
+            [self.row_scales()[: self.k_rec], np.zeros(len(ahead), dtype=np.int64)]
+        )
+
+    def row_scales(self) -> np.ndarray:
+        if self.rec_scale is None or len(self.rec_scale) != len(self.rec):
+            self.rec_scale = np.zeros(len(self.rec), dtype=np.int64)
+        return self.rec_scale
 
 
 def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Run:
     """Run ``state`` to its target in compiled chunks; checkpoint; build the Run."""
     mdl, Z, theta = state.model, state.Z, state.theta
     N, d = state.X.shape
-    runner = mdl.runner(Z, state.targets, state.loss_code, state.precision)
+    if not getattr(mdl, "linear_predictor", True):
+        labels = state.y if state.loss != "squared" else state.targets
+        runner = mdl.runner_xy(state.X, labels, state.loss_code, state.precision)
+    elif state.optimizer == "gd":
+        runner = mdl.runner(Z, state.targets, state.loss_code, state.precision)
+    else:
+        from .optimizers import make_optimizer_runner
+
+        runner = make_optimizer_runner(
+            mdl, Z, state.targets, state.loss_code, state.optimizer, state.optimizer_options
+        )
     rule = STEP_RULE_CODES[state.step_rule]
     if state.runner_state is not None:
         runner.set_state(state.runner_state)
+    scaled = getattr(runner, "scaled", False)
+    rec_scale = state.row_scales()
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if not checkpoint.parent.is_dir():
@@ -395,16 +493,11 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
             hi = int(np.searchsorted(state.sched, state.done + n, side="right"))
             lo = state.k_rec
             t0 = time.perf_counter()
-            code, fail_step = runner(
-                theta,
-                state.lr,
-                rule,
-                state.done,
-                n,
-                state.sched[lo:hi],
-                state.rec[lo:hi],
-                state.floor,
-            )
+            args = (theta, state.lr, rule, state.done, n, state.sched[lo:hi], state.rec[lo:hi])
+            if scaled:
+                code, fail_step = runner(*args, state.floor, state.scale, rec_scale[lo:hi])
+            else:
+                code, fail_step = runner(*args, state.floor)
             now = time.perf_counter()
             if code == STATUS_DIVERGED:
                 bar.close()
@@ -412,7 +505,7 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
                     mdl,
                     Z,
                     state.targets,
-                    theta,
+                    np.ldexp(theta, int(state.scale[0])),
                     d,
                     state.loss,
                     fail_step,
@@ -459,30 +552,32 @@ def _finish(state, status: str) -> Run:
     d = state.X.shape[1]
     rec_steps = state.sched[:k_rec]
     rec_theta = state.rec[:k_rec]
+    rec_scale = state.row_scales()[:k_rec]
     if done > 0 and (k_rec == 0 or rec_steps[-1] != done):
         rec_steps = np.append(rec_steps, done)
         rec_theta = np.vstack([rec_theta, theta[None, :]])
+        rec_scale = np.append(rec_scale, state.scale[0])
     meta = dict(state.settings)
     if state.ref_vec is not None:
         meta["reference_norm"] = float(np.linalg.norm(state.ref_vec))
+    if not getattr(mdl, "linear_predictor", True):
+        return _finish_network(state, status, rec_steps, rec_theta, rec_scale, meta)
     history = build_history(
-        rec_steps,
-        rec_theta,
-        mdl,
-        d,
-        state.Z,
-        state.targets,
-        state.loss,
-        state.ref_vec,
-        state.w_tilde,
-        meta,
-    )
-    params = [
+        rec_steps, rec_theta, mdl, d, state.Z, state.targets, state.loss, state.ref_vec,
+        state.w_tilde, meta, theta_scale=rec_scale,
+    )  # fmt: skip
+    e = int(state.scale[0])
+    scaled = [
         np.array(p, dtype=np.float64) if state.precision == "float64" else p.copy()
         for p in mdl.unflatten(theta, d)
     ]
+    with np.errstate(over="ignore"):
+        params = [np.ldexp(p, e) for p in scaled] if e else scaled
+        coef = mdl.predictor(scaled)
+        if e:
+            coef = np.ldexp(coef, e * mdl.depth)
     return Run(
-        coef=mdl.predictor(params),
+        coef=coef,
         params=params,
         history=history,
         status=status,
@@ -491,6 +586,32 @@ def _finish(state, status: str) -> Run:
         reference=state.ref_obj,
         elapsed=state.elapsed,
         model=mdl,
+        theta_scale=e,
+        scaled_params=scaled,
+    )
+
+
+def _finish_network(state, status, rec_steps, rec_theta, rec_scale, meta) -> Run:
+    mdl, e = state.model, int(state.scale[0])
+    labels = state.targets if state.loss == "squared" else state.y
+    history = build_network_history(
+        rec_steps, rec_theta, mdl, state.X, labels, state.loss, meta, theta_scale=rec_scale
+    )
+    scaled = [np.array(p, dtype=np.float64) for p in mdl.unflatten(state.theta, state.X.shape[1])]
+    with np.errstate(over="ignore"):
+        params = [np.ldexp(p, e) for p in scaled] if e else scaled
+    return Run(
+        coef=None,
+        params=params,
+        history=history,
+        status=status,
+        steps_done=state.done,
+        settings=dict(state.settings),
+        reference=None,
+        elapsed=state.elapsed,
+        model=mdl,
+        theta_scale=e,
+        scaled_params=scaled,
     )
 
 
@@ -521,7 +642,9 @@ def resume(
 def _raise_divergence(mdl, Z, targets, theta, d, loss, fail_step, log_loss0, lr, safe_lr):
     theta64 = np.asarray(theta, dtype=np.float64)
     ll = np.inf
-    if np.all(np.isfinite(theta64)):
+    if np.all(np.isfinite(theta64)) and not getattr(mdl, "linear_predictor", True):
+        ll = np.nan  # (the network's loss is reported by the kernel's divergence test)
+    elif np.all(np.isfinite(theta64)):
         with np.errstate(all="ignore"):
             beta = mdl.predictor(mdl.unflatten(theta64, d))
             m = Z @ beta
