@@ -554,3 +554,40 @@ def test_default_lr_is_stable_from_the_start(optimizer, soudry_data):
     loss = np.exp(-(rec @ Z.T)).sum(axis=1)
     assert loss.max() <= len(Z) * (1 + 1e-12)  # never above L(0) = N
     assert loss[-1] < 0.05 * len(Z)
+
+
+# ---- through fastbias.train ---------------------------------------------------------------
+
+
+def test_train_with_optimizers_matches_the_runner_and_resumes(tmp_path):
+    import fastbias as fb
+    from fastbias.models import Diagonal
+    from fastbias.optim.optimizers import make_optimizer_runner
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((12, 4))
+    y = np.sign(X @ np.array([1.0, -0.5, 0.2, 0.0]))
+    model = Diagonal(2)
+    for opt, opts in (("momentum", {"beta": 0.8}), ("adam", None), ("sgd", {"batch_size": 3})):
+        kw = dict(model=model, lr=1e-2, seed=2, optimizer=opt, optimizer_options=opts)
+        run = fb.train(X, y, steps=600, **kw)
+        assert run.settings["optimizer"] == opt
+        theta = model.flatten(model.init_params(4, None, 1.0, 2))
+        full_opts = {"seed": 2, **(opts or {})} if opt == "sgd" else opts
+        runner = make_optimizer_runner(model, X * y[:, None], np.zeros(12), 0, opt, full_opts)
+        runner(theta, 1e-2, 0, 0, 600, np.zeros(0, np.int64), np.zeros((0, theta.size)), -1e300)
+        np.testing.assert_array_equal(model.flatten(run.params), theta)
+        # checkpoint/resume carries the optimizer state (momentum, moments, SGD position)
+        fb.train(X, y, steps=250, checkpoint=tmp_path / f"{opt}.ckpt", **kw)
+        resumed = fb.resume(tmp_path / f"{opt}.ckpt", steps=350)
+        np.testing.assert_array_equal(model.flatten(resumed.params), theta)
+
+
+def test_train_rejects_bad_optimizers():
+    import fastbias as fb
+
+    X, y = np.eye(3), np.ones(3)
+    with pytest.raises(ValueError, match="Unknown optimizer|unknown optimizer"):
+        fb.train(X, y, steps=10, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="float64"):
+        fb.train(X, y, steps=10, optimizer="adam", precision="extended")
