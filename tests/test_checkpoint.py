@@ -38,12 +38,13 @@ def _assert_same_run(resumed, straight):
         dict(),
         dict(loss="logistic", step_rule="normalized", lr=0.1),
         dict(precision="extended"),
+        dict(precision="compensated"),
         dict(model=Diagonal(2), init="yun", lr=0.01),
         dict(model=FullyConnected([4]), step_rule="loss-scaled", lr=1e-3),
         dict(model=Convolutional(2), lr=0.01),
         dict(loss="squared", model=Diagonal(3), lr=0.01),
     ],
-    ids=["linear", "normalized", "extended", "diagonal", "fc-loss-scaled", "conv", "squared"],
+    ids=["linear", "normalized", "extended", "compensated", "diagonal", "fc-loss-scaled", "conv", "squared"],
 )
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, kw):
     if kw.get("loss") == "squared":

@@ -175,3 +175,71 @@ def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
                 rec_w[k, j] = w[j]
             k += 1
     return STATUS_OK, step0 + n_steps
+
+
+@njit(nogil=True, cache=True)
+def compensated_add(hi, lo, c, g, n):
+    """``(hi + lo) += c * g`` elementwise with Kahan-Babuska (Neumaier) compensation.
+
+    ``hi`` is the float64 iterate the next step reads; ``lo`` carries the low-order bits the
+    rounding of ``hi`` lost, so an update far below ``ulp(hi)`` (GD late in a long run adds
+    ``~1/t`` to ``w ~ log t``) is not rounded away. Compiled without fastmath: the two-sum must
+    not be reassociated.
+    """
+    for j in range(n):
+        u = c * g[j] + lo[j]
+        s = hi[j] + u
+        if abs(hi[j]) >= abs(u):
+            lo[j] = (hi[j] - s) + u
+        else:
+            lo[j] = (u - s) + hi[j]
+        hi[j] = s
+
+
+@njit(nogil=True, cache=True)
+def gd_linear_compensated(Z, w, lo, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
+    """:func:`gd_linear` with the updates summed in compensated arithmetic (``lo``).
+
+    Compiled without fastmath (LLVM would otherwise be free to fold the two-sum away).
+    """
+    N, d = Z.shape
+    ZT = np.ascontiguousarray(Z.T)
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(N)
+    G = np.empty(d)
+    k = 0
+    K = rec_steps.shape[0]
+    for t in range(step0, step0 + n_steps):
+        for i in range(N):
+            m[i] = 0.0
+        for j in range(d):
+            wj = w[j]
+            for i in range(N):
+                m[i] += ZT[j, i] * wj
+        s = min_value(m, N)
+        if not s > s_floor:
+            return STATUS_DIVERGED, t
+        log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
+        gnorm2 = 0.0
+        for j in range(d):
+            acc = 0.0
+            for i in range(N):
+                acc += m[i] * ZT[j, i]
+            G[j] = acc
+            gnorm2 += acc * acc
+        if not gnorm2 < np.inf:
+            return STATUS_DIVERGED, t
+        if rule == 0:
+            c = lr * math.exp(log_scale)
+        elif rule == 1:
+            c = lr / math.sqrt(gnorm2)
+        else:
+            c = lr / lsum
+        compensated_add(w, lo, c, G, d)
+        if k < K and rec_steps[k] == t + 1:
+            for j in range(d):
+                rec_w[k, j] = w[j]
+            k += 1
+    return STATUS_OK, step0 + n_steps

@@ -34,12 +34,39 @@ class Linear(Model):
             d = Z.shape[1]
             extra = (np.array([d], dtype=np.int64), np.zeros(1, dtype=np.int64))
             return generic_runner(gd_fully_connected, Z, targets, loss, extra)
-        from ..kernels import linear_kernel
+        if precision == "compensated":
+            return _compensated_runner(Z, loss)
+        from ..kernels import C_THREADS, linear_kernel
 
         kernel, dtype = linear_kernel(precision)
         Zk = np.ascontiguousarray(Z, dtype=dtype)
+        threads = C_THREADS.get()
+        kw = {"n_threads": threads} if threads and kernel.__name__ == "gd_linear_float64" else {}
 
         def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
-            return kernel(Zk, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor)
+            return kernel(
+                Zk, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, **kw
+            )
 
         return run
+
+
+def _compensated_runner(Z: np.ndarray, loss: int) -> Runner:
+    """``precision="compensated"``: float64 iterates whose updates are summed with a carried
+    compensation term (kept by the runner, checkpointed through ``get_state``)."""
+    from ..kernels._numba import gd_linear_compensated
+
+    Zk = np.ascontiguousarray(Z, dtype=np.float64)
+    lo = np.zeros(Zk.shape[1])
+
+    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+        return gd_linear_compensated(
+            Zk, theta, lo, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor
+        )
+
+    def set_state(saved: dict) -> None:
+        lo[...] = saved["lo"]
+
+    run.get_state = lambda: {"lo": lo.copy()}
+    run.set_state = set_state
+    return run
