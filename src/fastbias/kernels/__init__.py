@@ -1,11 +1,17 @@
 """Private compiled kernels and their plain-NumPy references (the specification)."""
 
+import contextvars
+
 # Codes shared by every backend (NumPy reference, numba, C).
 LOSS_CODES = {"exp": 0, "logistic": 1, "squared": 2}
 STEP_RULE_CODES = {"fixed": 0, "normalized": 1, "loss-scaled": 2}
 
 STATUS_OK = 0
 STATUS_DIVERGED = 1
+
+# Threads the C float64 kernel may use in this context (0: its own choice). train_batch sets 1
+# in its workers: runs in parallel threads must not each start an OpenMP team of their own.
+C_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("fastbias_c_threads", default=0)
 
 
 def linear_kernel(precision: str, backend: str = "auto"):

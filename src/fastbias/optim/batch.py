@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..exceptions import NotSeparableError
+from ..kernels import C_THREADS
 from ..models import FullyConnected, Linear, get_model
 from .gd import train
 from .history import Run
@@ -86,7 +87,14 @@ def train_batch(
     def one(cfg: dict[str, Any]) -> Run:
         return train(X, y, **{**common, **cfg})
 
+    def one_serial_kernel(cfg: dict[str, Any]) -> Run:
+        token = C_THREADS.set(1)  # the workers are the parallelism: no nested OpenMP teams
+        try:
+            return one(cfg)
+        finally:
+            C_THREADS.reset(token)
+
     if workers == 1 or len(runs) == 1:
         return [one(cfg) for cfg in runs]
     with ThreadPoolExecutor(max_workers=min(workers, len(runs))) as pool:
-        return list(pool.map(one, runs))
+        return list(pool.map(one_serial_kernel, runs))
