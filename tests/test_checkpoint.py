@@ -44,7 +44,16 @@ def _assert_same_run(resumed, straight):
         dict(model=Convolutional(2), lr=0.01),
         dict(loss="squared", model=Diagonal(3), lr=0.01),
     ],
-    ids=["linear", "normalized", "extended", "compensated", "diagonal", "fc-loss-scaled", "conv", "squared"],
+    ids=[
+        "linear",
+        "normalized",
+        "extended",
+        "compensated",
+        "diagonal",
+        "fc-loss-scaled",
+        "conv",
+        "squared",
+    ],
 )
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, kw):
     if kw.get("loss") == "squared":

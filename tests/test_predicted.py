@@ -81,3 +81,29 @@ def test_regression_prediction_matches_training():
     np.testing.assert_allclose(run.coef, pred.coef, atol=5e-3)
     lin = predicted_limit(Linear(), X, y, loss="squared")
     np.testing.assert_allclose(lin.coef, np.linalg.pinv(X) @ y, rtol=1e-10)
+
+
+def test_tensor_predictions():
+    from fastbias.models import Tensor
+
+    X, y = random_separable(10, 4, seed=6)
+    via = predicted_limit(Tensor.diagonal(4, 2), X, y)
+    np.testing.assert_allclose(via.coef, predicted_limit(Diagonal(2), X, y).coef, rtol=1e-12)
+    assert "Tensor.diagonal" in via.theorem
+    # an orthogonally decomposable M (Yun Assumption 1): M_j = U1 diag(S[:, j]) U2^T
+    rng = np.random.default_rng(0)
+    U1 = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    U2 = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    S = rng.standard_normal((5, 4))
+    M = np.einsum("ak,kj,bk->jab", U1, S, U2)
+    pred = predicted_limit(Tensor(M), X, y)
+    assert pred.kind == "direction" and "Theorem 2" in pred.theorem
+    _, S_found = pred.solution
+    for row in S_found:  # S is determined up to the order and signs of its rows
+        assert min(np.abs(np.abs(row) - np.abs(r)).max() for r in S) < 1e-10
+    run = fb.train(X, y, model=Tensor(M), steps=20000, lr=0.02, step_rule="normalized",
+                   reference=pred.direction)  # fmt: skip
+    assert run.history["angle_gap"][-1] < 1e-3
+    generic = Tensor(rng.standard_normal((4, 5, 5)))
+    none = predicted_limit(generic, X, y)
+    assert none.kind == "none" and "Assumption 1" in none.reason

@@ -116,6 +116,8 @@ class Tensor(Model):
         self.values = np.ascontiguousarray(vals, dtype=np.float64)
         self.offsets = np.concatenate([[0], np.cumsum(self.ks)[:-1]]).astype(np.int64)
         self._label = label
+        # the dedicated model a builder's tensor trains like (None for a user M)
+        self.equivalent: Model | None = None
 
     # ---- input forms ----------------------------------------------------------------------
     @staticmethod
@@ -204,11 +206,15 @@ class Tensor(Model):
         d = _check_int(d, "d")
         L = _check_int(L, "L")
         j = np.arange(d, dtype=np.int64)
-        return cls(
+        out = cls(
             (j, np.repeat(j[:, None], L, axis=1), np.ones(d)),
             (d,) + (d,) * L,
             label=f"Tensor.diagonal(d={d}, L={L})",
         )
+        from .diagonal import Diagonal
+
+        out.equivalent = Diagonal(L)
+        return out
 
     @classmethod
     def convolutional(cls, d: int, kernel_sizes: int | Sequence[int]) -> Tensor:
@@ -243,11 +249,15 @@ class Tensor(Model):
                 )
         multi = np.indices(ks).reshape(len(ks), -1).T.astype(np.int64)
         jidx = multi.sum(axis=1) % d
-        return cls(
+        out = cls(
             (jidx, multi, np.ones(jidx.size)),
             (d, *ks),
             label=f"Tensor.convolutional(d={d}, kernel_sizes={ks})",
         )
+        from .convolutional import Convolutional
+
+        out.equivalent = Convolutional(len(ks), ks[:-1] if len(ks) > 1 else None)
+        return out
 
     @classmethod
     def fully_connected(cls, d: int, widths: Sequence[int] = ()) -> Tensor:
@@ -289,11 +299,15 @@ class Tensor(Model):
             multi[:, layer] = paths[:, layer] * dims[layer + 1] + paths[:, layer + 1]
         multi[:, L - 1] = paths[:, L - 1]
         ks = [dims[layer] * dims[layer + 1] for layer in range(L - 1)] + [dims[-1]]
-        return cls(
+        out = cls(
             (paths[:, 0], multi, np.ones(paths.shape[0])),
             (d, *ks),
             label=f"Tensor.fully_connected(d={d}, widths={widths})",
         )
+        from .fully_connected import FullyConnected
+
+        out.equivalent = FullyConnected(list(widths))
+        return out
 
     # ---- structure ------------------------------------------------------------------------
     @property

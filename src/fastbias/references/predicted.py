@@ -164,14 +164,32 @@ def predicted_limit(
             "Gunasekar et al. (2018) Section 6",
         )
     if isinstance(mdl, Tensor):
+        if mdl.equivalent is not None:
+            pred = predicted_limit(mdl.equivalent, X, y, loss=loss, seed=seed)
+            pred.theorem += f" (the data tensor of {mdl!r} is that of {mdl.equivalent!r})"
+            return pred
         if L == 2 and N == 1:
             params0 = mdl.init_params(d, init, init_scale, seed)
             return _limit_direction(two_layer_limit_direction(mdl, X[0], y[0], init=params0))
+        if L == 2:
+            S, why = orthogonal_decomposition(mdl.to_dense())
+            if S is None:
+                return _none(
+                    f"Yun et al. Assumption 1 fails for this data tensor ({why}), so Theorem 2 "
+                    "gives no prediction.",
+                    "Yun et al. (2021) Theorem 2",
+                )
+            sol = max_margin(X, y, norm="transformed", S=S, p=1.0)
+            pred = _from_solution(
+                "direction", sol, "Yun et al. (2021) Theorem 2: min ||rho||_1, beta = S^T rho"
+            )
+            pred.solution = (sol, S)
+            return pred
         return _none(
-            "a general tensor network has a predicted limit (Yun et al. Theorem 2) only when "
-            "its data tensor is orthogonally decomposable (Assumption 1); fastbias does not "
-            "test Assumption 1 for arbitrary M yet: build the model with Tensor.diagonal / "
-            "Tensor.convolutional / Tensor.fully_connected, or use the dedicated models.",
+            "Yun et al. Theorem 2 predicts the limit when the data tensor is orthogonally "
+            "decomposable (Assumption 1); fastbias finds that decomposition for L = 2 only "
+            f"(this tensor has L = {L}). Tensors from Tensor.diagonal / .convolutional / "
+            ".fully_connected are predicted through their equivalent models.",
             "Yun et al. (2021) Theorem 2",
         )
     return _none(f"no theorem known to fastbias covers {mdl!r}.")
@@ -233,3 +251,36 @@ def _regression(mdl, X, y, init, init_scale, seed) -> Prediction:
         "data), and for two-layer networks on one point; this case is none of those.",
         "Yun et al. (2021) Theorem 5",
     )
+
+
+def orthogonal_decomposition(
+    M: np.ndarray, rtol: float = 1e-10, seed: int = 0
+) -> tuple[np.ndarray | None, str]:
+    """Yun et al. (2021) Assumption 1 for an order-2 data tensor ``M`` of shape (d, k1, k2).
+
+    Looks for orthogonal ``U_1, U_2`` and ``S`` (m x d, ``m = min(k1, k2)``) with
+    ``M(x) = U_1 diag(S x) U_2^T`` for every x: the SVD of a random combination
+    ``sum_j r_j M_j`` gives the only candidates when its singular values are distinct, and
+    every ``U_1^T M_j U_2`` must then be diagonal. Returns ``(S, "")`` or ``(None, reason)``.
+    """
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim != 3:
+        raise ValueError(f"M must have shape (d, k1, k2); got {M.shape}.")
+    d = M.shape[0]
+    scale = max(float(np.abs(M).max()), 1e-300)
+    r = np.random.default_rng(seed).standard_normal(d)
+    U, s, Vt = np.linalg.svd(np.tensordot(r, M, axes=1), full_matrices=True)
+    gaps = np.abs(np.diff(s))
+    if s.size > 1 and gaps.min() <= 1e-8 * max(s.max(), 1e-300):
+        return None, "a random combination of the M_j has repeated singular values"
+    m = min(M.shape[1], M.shape[2])
+    S = np.empty((m, d))
+    for j in range(d):
+        D = U.T @ M[j] @ Vt.T
+        diag = np.diag(D)[:m]
+        off = D.copy()
+        off[np.arange(m), np.arange(m)] = 0.0
+        if np.abs(off).max() > rtol * scale * max(1, d):
+            return None, f"M_{j} is not diagonal in the singular bases of the others"
+        S[:, j] = diag
+    return S, ""
