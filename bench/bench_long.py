@@ -1,7 +1,6 @@
 """Long-horizon jobs (issue 5): 10^9 steps in one call of train, the cost of checkpoints, and
 compensated vs float64 per step. Run: ``pytest bench/bench_long.py --benchmark-only``."""
 
-
 import fastbias as fb
 
 SOUDRY = fb.datasets.soudry2018()
