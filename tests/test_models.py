@@ -226,8 +226,10 @@ def test_convergence_condition_and_warning():
         (lambda: fb.train(np.eye(3), None, loss="squared"), "needs regression targets"),
         (lambda: fb.train(np.eye(3), [1.0, np.inf, 0], loss="squared"), "y contains NaN"),
         (
-            lambda: fb.train(np.eye(3), [1, 1, -1], model=Diagonal(2), precision="extended"),
-            "precision='extended' is available for the linear model",
+            lambda: fb.train(
+                np.eye(3), [1.0, 2, 3], model=Diagonal(2), loss="squared", precision="extended"
+            ),  # fmt: skip
+            "precision='extended' is available for Linear, Diagonal",
         ),
     ],
 )

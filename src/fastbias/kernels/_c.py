@@ -28,7 +28,7 @@ except ImportError:  # the package was installed without a C compiler, or not bu
     ffi = None
     lib = None
 
-__all__ = ["available", "gd_linear_extended", "gd_linear_float64"]
+__all__ = ["available", "gd_linear_extended", "gd_linear_float64", "gd_tensor_extended"]
 
 # Return codes of the fb_ kernels, see csrc/fastbias.h.
 _C_OK = 0
@@ -317,3 +317,55 @@ def gd_linear_float64(
         n_threads,
     )
     return _translate(code, int(fail[0]), "fb_gd_linear_f64")
+
+
+def gd_tensor_extended(
+    Z: np.ndarray,
+    theta: np.ndarray,
+    jidx: np.ndarray,
+    pos: np.ndarray,
+    vals: np.ndarray,
+    lr: Any,
+    loss: int,
+    rule: int,
+    step0: int,
+    n_steps: int,
+    rec_steps: np.ndarray,
+    rec_theta: np.ndarray,
+    s_floor: Any,
+) -> tuple[int, int]:
+    """GD on a linear tensor network in long double (``csrc/fb_tensor_ld.c``).
+
+    The run of ``_reference.gd_model`` with the predictor and VJP of
+    :class:`fastbias.models.Tensor`, in ``np.longdouble``: ``Z`` (N, d), ``theta`` (P,),
+    ``rec_theta`` (K, P) and ``vals`` (nnz,) long double; ``jidx`` (nnz,) and ``pos``
+    (nnz, L) int64, ``pos`` holding global positions into ``theta``. Exp or logistic loss.
+    Returns ``(status, fail_step)`` as :func:`gd_linear_extended`.
+    """
+    c = _require_lib()
+    N, d = Z.shape
+    P = theta.shape[0]
+    nnz, L = pos.shape
+    _check_ld("Z", Z, (N, d), writeable=False)
+    _check_ld("theta", theta, (P,), writeable=True)
+    _check_ld("vals", vals, (nnz,), writeable=False)
+    _check_ld("jidx", jidx, (nnz,), writeable=False, dtype=np.int64)
+    _check_ld("pos", pos, (nnz, L), writeable=False, dtype=np.int64)
+    K = _check_rec_steps(rec_steps)
+    _check_ld("rec_theta", rec_theta, (K, P), writeable=True)
+    fail = ffi.new("long long *")
+    code = c.fb_gd_tensor_ld(
+        ffi.cast("const long double *", Z.ctypes.data),
+        ffi.cast("long double *", theta.ctypes.data),
+        N, d, P, nnz, L,
+        ffi.cast("const long long *", jidx.ctypes.data),
+        ffi.cast("const long long *", pos.ctypes.data),
+        ffi.cast("const long double *", vals.ctypes.data),
+        _ld_scalar(lr), int(loss), int(rule), int(step0), int(n_steps),
+        ffi.cast("const long long *", rec_steps.ctypes.data),
+        K,
+        ffi.cast("long double *", rec_theta.ctypes.data),
+        _ld_scalar(s_floor),
+        fail,
+    )  # fmt: skip
+    return _translate(code, int(fail[0]), "fb_gd_tensor_ld")

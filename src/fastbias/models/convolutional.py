@@ -242,8 +242,15 @@ class Convolutional(Model):
         call, so a run split into chunks is bit for bit the same as one call. ``run.get_state``
         and ``run.set_state`` carry that spectrum through checkpoints.
         """
+        if precision == "extended":  # the long double tensor kernel on the same layout
+            from .tensor import Tensor
+
+            widths = self.kernel_widths(np.shape(Z)[1])
+            return Tensor.convolutional(np.shape(Z)[1], widths).extended_runner(Z, loss)
         if precision != "float64":
-            raise ValueError(f"Convolutional supports precision='float64' only; got {precision!r}.")
+            raise ValueError(
+                f"Convolutional supports float64 and extended precision; got {precision!r}."
+            )
         from ..kernels._fft import real_fourier_rows
         from ..kernels._numba_conv import gd_convolutional
 

@@ -46,6 +46,10 @@ class Diagonal(Model):
         return ConvergenceCondition(lam, lam > 0, "Yun et al. 2021, Corollary 2")
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
+        if precision == "extended":  # the long double tensor kernel on the same layout
+            from .tensor import Tensor
+
+            return Tensor.diagonal(Z.shape[1], self.depth).extended_runner(Z, loss)
         from ..kernels._numba_models import gd_diagonal
 
         return generic_runner(gd_diagonal, Z, targets, loss, (self.depth,))

@@ -80,6 +80,10 @@ class FullyConnected(Model):
         return ConvergenceCondition(lam, lam > 0, "Yun et al. 2021, Theorem 7.1")
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
+        if precision == "extended":  # the long double tensor kernel on the same layout
+            from .tensor import Tensor
+
+            return Tensor.fully_connected(Z.shape[1], self.widths).extended_runner(Z, loss)
         from ..kernels._numba_models import gd_fully_connected
 
         dims = self.dims(Z.shape[1])

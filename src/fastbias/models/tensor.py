@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..exceptions import FastbiasError
 from ._base import ConvergenceCondition, Model, Runner, generic_runner
 
 
@@ -382,14 +383,45 @@ class Tensor(Model):
 
     # ---- compiled runs --------------------------------------------------------------------
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
-        """Bind ``kernels._numba_tensor.gd_tensor`` to the data (float64 only)."""
-        if precision != "float64":
-            raise ValueError(f"Tensor models run in float64 only; got precision={precision!r}.")
+        """Bind ``kernels._numba_tensor.gd_tensor`` to the data; ``precision="extended"``
+        (exp or logistic loss): the long double C kernel ``csrc/fb_tensor_ld.c``."""
         self.shapes(np.shape(Z)[1])
+        if precision == "extended":
+            return self.extended_runner(Z, loss)
+        if precision != "float64":
+            raise ValueError(
+                f"Tensor models run in float64 or extended precision; got {precision!r}."
+            )
         from ..kernels._numba_tensor import gd_tensor
 
         extra = (self.j_idx, self.multi_idx, self.values, self.offsets)
         return generic_runner(gd_tensor, Z, targets, loss, extra)
+
+    def extended_runner(self, Z: np.ndarray, loss: int) -> Runner:
+        """The long double run (``kernels._c.gd_tensor_extended``) on ``Z = y x``."""
+        if loss not in (0, 1):
+            raise ValueError(
+                "precision='extended' is for the exp and logistic losses; got the squared loss."
+            )
+        from ..kernels import _c
+
+        if not _c.available():
+            raise FastbiasError(
+                "precision='extended' needs the compiled C extension fastbias._cext; "
+                "reinstall fastbias with `pip install .` on a machine with a C compiler."
+            )
+        Zk = np.ascontiguousarray(Z, dtype=np.longdouble)
+        jidx = np.ascontiguousarray(self.j_idx, dtype=np.int64)
+        pos = np.ascontiguousarray(self.multi_idx + self.offsets[None, :], dtype=np.int64)
+        vals = np.ascontiguousarray(self.values, dtype=np.longdouble)
+
+        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+            return _c.gd_tensor_extended(
+                Zk, theta, jidx, pos, vals, lr, loss, rule, step0, n_steps, rec_steps,
+                rec_theta, floor,
+            )  # fmt: skip
+
+        return run
 
     def __repr__(self) -> str:
         if self._label is not None:

@@ -31,7 +31,7 @@ from .._validation import (
 from ..exceptions import DivergenceError, NotSeparableError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
-from ..models import FullyConnected, Linear, Model, get_model
+from ..models import Convolutional, Diagonal, FullyConnected, Linear, Model, Tensor, get_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import Run, build_history, build_network_history, checkpoint_steps
 
@@ -273,9 +273,17 @@ def train(
     steps = check_positive_int(steps, "steps")
     check_choice(step_rule, "step_rule", list(STEP_RULE_CODES))
     check_choice(precision, "precision", PRECISIONS)
-    if precision != "float64" and (regression or not isinstance(mdl, Linear)):
+    if precision == "extended" and (
+        regression or not isinstance(mdl, (Linear, Diagonal, FullyConnected, Convolutional, Tensor))
+    ):
         raise ValueError(
-            f"precision={precision!r} is available for the linear model with the exp or "
+            "precision='extended' is available for Linear, Diagonal, FullyConnected, "
+            f"Convolutional and Tensor with the exp or logistic loss; got model {mdl!r} with "
+            f"loss {loss!r}."
+        )
+    if precision == "compensated" and (regression or not isinstance(mdl, Linear)):
+        raise ValueError(
+            "precision='compensated' is available for the linear model with the exp or "
             f"logistic loss; got model {mdl!r} with loss {loss!r}."
         )
     from .optimizers import check_optimizer, default_optimizer_lr

@@ -1,0 +1,87 @@
+"""precision="extended" for the deep models: the long double tensor kernel (csrc/fb_tensor_ld.c)
+against the NumPy specification run in np.longdouble."""
+
+import numpy as np
+import pytest
+from conftest import random_separable
+
+import fastbias as fb
+from fastbias.kernels import _reference
+from fastbias.models import Convolutional, Diagonal, FullyConnected, Tensor
+
+pytestmark = pytest.mark.filterwarnings("ignore:the initialization does not satisfy")
+
+LD = np.longdouble
+
+
+def _ld_tensor_maps(tensor):
+    """Long double predictor and VJP of a Tensor (straight from its nonzeros)."""
+    pos = tensor.multi_idx + tensor.offsets[None, :]
+    vals = tensor.values.astype(LD)
+    jidx = tensor.j_idx
+
+    def predictor(theta):
+        beta = np.zeros(tensor.d, dtype=LD)
+        np.add.at(beta, jidx, vals * np.prod(theta[pos], axis=1))
+        return beta
+
+    def vjp(theta, G):
+        g = np.zeros(theta.shape[0], dtype=LD)
+        F = theta[pos]
+        for layer in range(pos.shape[1]):
+            others = np.prod(np.delete(F, layer, axis=1), axis=1)
+            np.add.at(g, pos[:, layer], vals * G[jidx] * others)
+        return g
+
+    return predictor, vjp
+
+
+CASES = [
+    (Diagonal(3), Tensor.diagonal(5, 3)),
+    (FullyConnected([3]), Tensor.fully_connected(5, [3])),
+    (Convolutional(2), Tensor.convolutional(5, [5, 5])),
+    (Convolutional(3, kernel_sizes=[2, 3]), Tensor.convolutional(5, [2, 3, 5])),
+]
+
+
+@pytest.mark.parametrize("loss", ["exp", "logistic"])
+@pytest.mark.parametrize("rule", ["fixed", "normalized", "loss-scaled"])
+@pytest.mark.parametrize("model, tensor", CASES, ids=["diag3", "fc", "conv2", "conv3-small"])
+def test_extended_deep_models_match_the_long_double_reference(model, tensor, loss, rule):
+    X, y = random_separable(9, 5, seed=3)
+    lr, steps = (0.01 if rule == "fixed" else 0.002), 300
+    run = fb.train(X, y, model=model, loss=loss, step_rule=rule, lr=lr, steps=steps,
+                   precision="extended", reference=None)  # fmt: skip
+    theta = model.flatten(model.init_params(5, None, 1.0, 0)).astype(LD)
+    predictor, vjp = _ld_tensor_maps(tensor)
+    Z = (X * y[:, None]).astype(LD)
+    rec = np.zeros((1, theta.size), dtype=LD)
+    code = {"exp": 0, "logistic": 1}[loss]
+    rule_code = {"fixed": 0, "normalized": 1, "loss-scaled": 2}[rule]
+    status, _ = _reference.gd_model(
+        predictor, vjp, Z, np.zeros(9, LD), theta, LD(lr), code, rule_code, 0, steps,
+        np.array([steps]), rec, LD(-1e300),
+    )  # fmt: skip
+    assert status == 0
+    got = np.concatenate([np.ravel(p) for p in run.params])
+    assert got.dtype == LD
+    err = np.max(np.abs(got - theta)) / np.max(np.abs(theta))
+    assert err < 1e-16, err  # long double round-off (eps 1.1e-19) over 300 steps
+    float64 = fb.train(X, y, model=model, loss=loss, step_rule=rule, lr=lr, steps=steps,
+                       reference=None)  # fmt: skip
+    np.testing.assert_allclose(
+        np.concatenate([np.ravel(p) for p in float64.params]), got.astype(float), rtol=1e-9
+    )
+
+
+def test_extended_tensor_and_resume(tmp_path):
+    X, y = random_separable(8, 4, seed=5)
+    rng = np.random.default_rng(0)
+    model = Tensor(rng.standard_normal((4, 3, 2)))
+    kw = dict(model=model, lr=0.05, precision="extended", reference=None)
+    fb.train(X, y, steps=200, checkpoint=tmp_path / "x.ckpt", **kw)
+    resumed = fb.resume(tmp_path / "x.ckpt", steps=300)
+    straight = fb.train(X, y, steps=500, **kw)
+    for a, b in zip(resumed.params, straight.params, strict=True):
+        assert a.dtype == LD
+        np.testing.assert_array_equal(a, b)
