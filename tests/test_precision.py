@@ -34,5 +34,31 @@ def test_compensated_matches_float64_semantics_and_checks():
     a = fb.train(X, y, steps=2000, precision="compensated")
     b = fb.train(X, y, steps=2000)
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-12)  # same dynamics, better sums
-    with pytest.raises(ValueError, match="precision='compensated' is available for the linear"):
-        fb.train(X, y, steps=10, precision="compensated", model="diag:2")
+    with pytest.raises(ValueError, match="precision='compensated' is available for Linear"):
+        fb.train(X, y, steps=10, precision="compensated", model="conv:2")
+
+
+@pytest.mark.parametrize("model", ["diag:2", "diag:3", "fc:3", "tensor"])
+def test_compensated_deep_models(model, tmp_path):
+    """Compensated updates for the deep models: same dynamics as float64 to round-off, closer
+    to the long double run than float64 is, and resumable bit for bit."""
+    from conftest import random_separable
+
+    from fastbias.models import Tensor
+
+    if model == "tensor":
+        model = Tensor(np.random.default_rng(1).standard_normal((4, 3, 2)))
+    X, y = random_separable(10, 4, seed=8)
+    kw = dict(model=model, lr=0.005, steps=4000, reference=None)
+    runs = {p: fb.train(X, y, precision=p, **kw) for p in ("float64", "compensated", "extended")}
+    flat = {p: np.concatenate([np.ravel(a) for a in r.params]) for p, r in runs.items()}
+    exact = flat["extended"].astype(np.longdouble)
+    err = {p: float(np.max(np.abs(flat[p] - exact))) for p in ("float64", "compensated")}
+    np.testing.assert_allclose(flat["compensated"], flat["float64"], rtol=1e-10)
+    assert err["compensated"] <= err["float64"]
+    fb.train(X, y, precision="compensated", checkpoint=tmp_path / "c.ckpt",
+             **{**kw, "steps": 1500})  # fmt: skip
+    resumed = fb.resume(tmp_path / "c.ckpt", steps=2500)
+    np.testing.assert_array_equal(
+        np.concatenate([np.ravel(a) for a in resumed.params]), flat["compensated"]
+    )

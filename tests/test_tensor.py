@@ -189,6 +189,9 @@ def test_gd_tensor_builders_match_reference(model):
     assert_runs_close(r_nb, r_ref)
 
 
+NOLO = np.zeros(0)  # no compensation
+
+
 def test_gd_tensor_chunked_equals_single_call():
     Z, targets = _problem(0, seed=5)
     rng = np.random.default_rng(1)
@@ -200,12 +203,12 @@ def test_gd_tensor_chunked_equals_single_call():
     args = (model.j_idx, model.multi_idx, model.values, model.offsets)
     t1, r1 = theta0.copy(), np.zeros((4, theta0.size))
     e1, re1 = np.zeros(1, np.int64), np.zeros(4, np.int64)
-    s1 = gd_tensor(Z, targets, t1, lr, 0, 0, 0, 1000, rec, r1, -1e10, e1, re1, *args)
+    s1 = gd_tensor(Z, targets, t1, lr, 0, 0, 0, 1000, rec, r1, -1e10, e1, re1, NOLO, *args)
     t2, r2 = theta0.copy(), np.zeros((4, theta0.size))
     e2, re2 = np.zeros(1, np.int64), np.zeros(4, np.int64)
     chunks = [(0, 50, slice(0, 2)), (50, 350, slice(2, 3)), (400, 600, slice(3, 4))]
     statuses = [
-        gd_tensor(Z, targets, t2, lr, 0, 0, s0, n, rec[sl], r2[sl], -1e10, e2, re2[sl], *args)
+        gd_tensor(Z, targets, t2, lr, 0, 0, s0, n, rec[sl], r2[sl], -1e10, e2, re2[sl], NOLO, *args)
         for s0, n, sl in chunks
     ]
     assert s1 == (0, 1000) and statuses == [(0, 50), (0, 400), (0, 1000)]
@@ -330,8 +333,8 @@ def test_convergence_condition_is_none_and_precision_checked():
     model = Tensor.diagonal(3, 2)
     assert model.convergence_condition([np.ones(3), np.ones(3)]) is None
     assert model.convergence_condition([np.ones(3), np.ones(3)], "regression") is None
-    with pytest.raises(ValueError, match="float64 or extended"):
-        model.runner(np.ones((2, 3)), np.zeros(2), 0, "compensated")
+    with pytest.raises(ValueError, match="float64, compensated or extended"):
+        model.runner(np.ones((2, 3)), np.zeros(2), 0, "quad")
 
 
 # ---- (5) sparse and dense inputs ----------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
-from ._numba import _FAST, loss_weights_inplace, min_value
+from ._numba import _FAST, compensated_add, loss_weights_inplace, min_value
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -193,6 +193,44 @@ def rescale(theta, t2, scale):
         t2 *= f * f
 
 
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def squared_norm(v):
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i] * v[i]
+    return acc
+
+
+@njit(nogil=True, cache=True)
+def apply_step_compensated(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
+    """:func:`apply_step_scaled` with the update summed in compensated arithmetic: ``lo``
+    carries what rounding ``theta`` lost (``precision="compensated"``). No fastmath here or in
+    the kernels that call it: LLVM would fold the two-sum away."""
+    n2 = squared_norm(g)
+    if not n2 < np.inf:
+        return False
+    c = step_coefficient(lr, rule, log_scale, lsum, n2, scale[0], depth)
+    compensated_add(theta, lo, c, g, theta.shape[0])
+    t2 = squared_norm(theta)
+    if not t2 < np.inf:
+        return True  # the divergence test of the next step reports it
+    before = scale[0]
+    rescale(theta, t2, scale)
+    if scale[0] != before:
+        f = 2.0 ** (before - scale[0])
+        for i in range(lo.shape[0]):
+            lo[i] *= f
+    return True
+
+
+@njit(nogil=True, cache=True)
+def take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
+    """The update of a step: compensated when ``lo`` is not empty."""
+    if lo.shape[0] == 0:
+        return apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth)
+    return apply_step_compensated(theta, lo, g, lr, rule, log_scale, lsum, scale, depth)
+
+
 @njit(nogil=True, cache=True)
 def record_scaled(theta, t, k, rec_steps, rec_theta, scale, rec_scale):
     """:func:`record` plus the exponent of the recorded ``theta_s``."""
@@ -227,7 +265,7 @@ def diagonal_vjp(theta, G, depth, prefix, g):
             suffix *= theta[layer * d + j]
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
+@njit(nogil=True, cache=True)
 def gd_diagonal(
     Z,
     targets,
@@ -242,10 +280,12 @@ def gd_diagonal(
     floor,
     scale,
     rec_scale,
+    lo,
     depth,
 ):
     """GD on a depth-L diagonal network ``beta = w_1 * .. * w_L`` (Yun eq. 11), with
-    ``theta = 2**scale[0] * theta_s`` (``rec_scale``: the exponents of the recorded rows)."""
+    ``theta = 2**scale[0] * theta_s`` (``rec_scale``: the exponents of the recorded rows) and,
+    when ``lo`` is not empty, compensated updates (:func:`apply_step_compensated`)."""
     N, d = Z.shape
     ZT = np.ascontiguousarray(Z.T)
     m = np.empty(N)
@@ -265,7 +305,7 @@ def gd_diagonal(
         if not ok:
             return STATUS_DIVERGED, t
         diagonal_vjp(theta, G, depth, prefix, g)
-        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
+        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
         k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps
@@ -335,7 +375,7 @@ def fc_vjp(theta, G, dims, offsets, right, a, b, g):
         g[last + i] = a[i]
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
+@njit(nogil=True, cache=True)
 def gd_fully_connected(
     Z,
     targets,
@@ -350,6 +390,7 @@ def gd_fully_connected(
     floor,
     scale,
     rec_scale,
+    lo,
     dims,
     offsets,
 ):
@@ -378,7 +419,7 @@ def gd_fully_connected(
         if not ok:
             return STATUS_DIVERGED, t
         fc_vjp(theta, G, dims, offsets, right, va, vb, g)
-        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
+        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
         k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps

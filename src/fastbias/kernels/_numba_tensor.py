@@ -26,7 +26,7 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import apply_step_scaled, predictor_step_scaled, record_scaled
+from ._numba_models import predictor_step_scaled, record_scaled, take_step
 
 
 @njit(nogil=True, cache=True)
@@ -118,7 +118,7 @@ def contract(jidx, multi, vals, offsets, u, theta, skip, out):
         out[multi[n, skip]] += p
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
+@njit(nogil=True, cache=True)
 def gd_tensor(
     Z,
     targets,
@@ -133,6 +133,7 @@ def gd_tensor(
     floor,
     scale,
     rec_scale,
+    lo,
     jidx,
     multi,
     vals,
@@ -165,7 +166,7 @@ def gd_tensor(
         if not ok:
             return STATUS_DIVERGED, t
         _vjp_pos(jidx, pos, vals, G, theta, g, pre)
-        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
+        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
         k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps

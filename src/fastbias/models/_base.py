@@ -157,7 +157,7 @@ class Model(ABC):
         return f"{type(self).__name__}()"
 
 
-def generic_runner(kernel, Z, targets, loss, extra=()) -> Runner:
+def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False, lo_arg=True) -> Runner:
     """Bind a ``_numba_models`` kernel to its data.
 
     ``run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
@@ -165,9 +165,13 @@ def generic_runner(kernel, Z, targets, loss, extra=()) -> Runner:
     and the true parameters are ``2**scale[0] * theta_s`` (the kernel rescales exactly by
     powers of two to keep norms representable); ``rec_scale`` receives the exponents of the
     recorded rows. Without them, ``theta`` and the rows are returned unscaled.
+    ``compensated``: the kernel sums the updates with a compensation term kept by the runner
+    (``run.get_state``/``set_state`` carry it through checkpoints). ``lo_arg=False`` for
+    kernels without that argument.
     """
     Zc = np.ascontiguousarray(Z, dtype=np.float64)
     tc = np.ascontiguousarray(targets, dtype=np.float64)
+    lo = [np.zeros(0)]
 
     def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
             rec_scale=None):  # fmt: skip
@@ -175,15 +179,24 @@ def generic_runner(kernel, Z, targets, loss, extra=()) -> Runner:
         if own:
             scale = np.zeros(1, dtype=np.int64)
             rec_scale = np.zeros(len(rec_steps), dtype=np.int64)
+        if compensated and lo[0].shape[0] != theta.shape[0]:
+            lo[0] = np.zeros(theta.shape[0])
+        comp = (lo[0],) if lo_arg else ()
         out = kernel(
             Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
-            rec_scale, *extra,
+            rec_scale, *comp, *extra,
         )  # fmt: skip
         if own:
             unscale(theta, scale, rec_theta, rec_scale)
         return out
 
+    def set_state(saved: dict) -> None:
+        lo[0] = np.array(saved["lo"], dtype=np.float64)
+
     run.scaled = True
+    if compensated:
+        run.get_state = lambda: {"lo": lo[0].copy()}
+        run.set_state = set_state
     return run
 
 

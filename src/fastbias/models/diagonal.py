@@ -52,7 +52,9 @@ class Diagonal(Model):
             return Tensor.diagonal(Z.shape[1], self.depth).extended_runner(Z, loss)
         from ..kernels._numba_models import gd_diagonal
 
-        return generic_runner(gd_diagonal, Z, targets, loss, (self.depth,))
+        return generic_runner(
+            gd_diagonal, Z, targets, loss, (self.depth,), compensated=precision == "compensated"
+        )
 
     def __repr__(self) -> str:
         return f"Diagonal(depth={self.depth})"

@@ -89,7 +89,14 @@ class FullyConnected(Model):
         dims = self.dims(Z.shape[1])
         sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        return generic_runner(gd_fully_connected, Z, targets, loss, (dims, offsets))
+        return generic_runner(
+            gd_fully_connected,
+            Z,
+            targets,
+            loss,
+            (dims, offsets),
+            compensated=precision == "compensated",
+        )
 
     def __repr__(self) -> str:
         return f"FullyConnected(widths={self.widths})"

@@ -33,7 +33,9 @@ class Linear(Model):
 
             d = Z.shape[1]
             extra = (np.array([d], dtype=np.int64), np.zeros(1, dtype=np.int64))
-            return generic_runner(gd_fully_connected, Z, targets, loss, extra)
+            return generic_runner(
+                gd_fully_connected, Z, targets, loss, extra, compensated=precision == "compensated"
+            )
         if precision == "compensated":
             return _compensated_runner(Z, loss)
         from ..kernels import C_THREADS, linear_kernel

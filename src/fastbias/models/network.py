@@ -576,7 +576,7 @@ class Network(Model):
             raise ValueError("classification labels y must be -1 or +1 for the margin losses.")
         from ..kernels._numba_network import gd_network
 
-        return generic_runner(gd_network, X, y, loss, self._kernel_args(X.shape[0]))
+        return generic_runner(gd_network, X, y, loss, self._kernel_args(X.shape[0]), lo_arg=False)
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         """The protocol's runner on ``Z = y x`` (classification) or ``X`` (squared loss), for

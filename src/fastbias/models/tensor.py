@@ -388,14 +388,17 @@ class Tensor(Model):
         self.shapes(np.shape(Z)[1])
         if precision == "extended":
             return self.extended_runner(Z, loss)
-        if precision != "float64":
+        if precision not in ("float64", "compensated"):
             raise ValueError(
-                f"Tensor models run in float64 or extended precision; got {precision!r}."
+                "Tensor models run in float64, compensated or extended precision; got "
+                f"{precision!r}."
             )
         from ..kernels._numba_tensor import gd_tensor
 
         extra = (self.j_idx, self.multi_idx, self.values, self.offsets)
-        return generic_runner(gd_tensor, Z, targets, loss, extra)
+        return generic_runner(
+            gd_tensor, Z, targets, loss, extra, compensated=precision == "compensated"
+        )
 
     def extended_runner(self, Z: np.ndarray, loss: int) -> Runner:
         """The long double run (``kernels._c.gd_tensor_extended``) on ``Z = y x``."""

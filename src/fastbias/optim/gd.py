@@ -281,10 +281,12 @@ def train(
             f"Convolutional and Tensor with the exp or logistic loss; got model {mdl!r} with "
             f"loss {loss!r}."
         )
-    if precision == "compensated" and (regression or not isinstance(mdl, Linear)):
+    if precision == "compensated" and not isinstance(
+        mdl, (Linear, Diagonal, FullyConnected, Tensor)
+    ):
         raise ValueError(
-            "precision='compensated' is available for the linear model with the exp or "
-            f"logistic loss; got model {mdl!r} with loss {loss!r}."
+            "precision='compensated' is available for Linear, Diagonal, FullyConnected and "
+            f"Tensor; got model {mdl!r} (Convolutional: use Tensor.convolutional)."
         )
     from .optimizers import check_optimizer, default_optimizer_lr
 
