@@ -64,3 +64,36 @@ def test_fit_rates_recovers_exponents():
     assert "angle_gap" in str(report)
     with pytest.raises(ValueError, match="at least 3 recorded steps"):
         diagnostics.fit_rates(h, t_min=10**9)
+
+
+def test_deep_model_rates_report_margin_growth_and_its_limit():
+    """FullyConnected([3]) -> L2 max margin (Gunasekar Theorem 1): the normalized margin in
+    parameter space tends to gamma*/2 (||beta|| <= ||theta||^2 / 2 with equality at balanced
+    layers); the fitted limit extrapolates to it from the recorded history."""
+    from conftest import random_separable
+
+    import fastbias as fb
+    from fastbias.models import FullyConnected
+
+    X, y = random_separable(20, 5, seed=1)
+    target = fb.max_margin(X, y).margin / 2
+    run = fb.train(
+        X, y, model=FullyConnected([3]), steps=10**5, step_rule="normalized", lr=0.05
+    )
+    rates = run.rates()
+    fit = rates["normalized_margin"]
+    assert abs(fit.limit - target) < 0.01 * target
+    assert fit.r2 > 0.9 and np.isnan(fit.theory)
+    assert rates["theta_norm"].exponent > 0 and np.isnan(rates["theta_norm"].theory)
+    assert "gamma ->" in str(rates)
+    fixed = fb.train(X, y, model=FullyConnected([3]), steps=10**5).rates()
+    assert fixed["theta_norm"].theory == 0.5  # ||theta||^L ~ log t for fixed steps, L = 2
+
+
+def test_theorem4_residual_is_fitted():
+    import fastbias as fb
+
+    X, y = fb.datasets.soudry2018()
+    rates = fb.train(X, y, steps=10**5).rates()
+    fit = rates["theorem4_residual"]
+    assert fit.exponent > 0 and np.isnan(fit.theory)

@@ -79,6 +79,10 @@ class RateFit:
     fitted with the exponent fixed at the theory value ``theory`` (median of
     ``y * x**theory``); ``exponent`` is the free least-squares slope in log-log coordinates.
     For the norm, ``exponent`` is the slope of ``||w||`` against ``log t`` (theory ``||w_hat||``).
+    Deep models: ``theta_norm`` is the slope of ``log ||theta||`` against ``log log t`` (theory
+    ``1/L`` for fixed steps: ``||theta||^L ~ log t``, ``constant`` its ``exp(intercept)``);
+    ``normalized_margin`` fits ``gamma(t) = limit - constant / log^exponent t`` (no theory
+    rate in the papers: ``theory`` is NaN). ``theory`` is NaN wherever the papers state none.
     """
 
     quantity: str
@@ -90,6 +94,7 @@ class RateFit:
     t_min: int
     t_max: int
     n_points: int
+    limit: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,10 @@ class RateReport:
         for f in self.fits.values():
             if f.quantity == "norm":
                 law = "||w|| ~ k log t"
+            elif f.quantity == "theta_norm":
+                law = "||theta|| ~ c log^a t"
+            elif f.quantity == "normalized_margin":
+                law = f"gamma -> {f.limit:.6g} - c/log^b t"
             elif f.variable == "t":
                 law = f"{f.quantity} ~ c t^-a"
             else:
@@ -184,10 +193,54 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
         add("angle_gap", "log t", history["angle_gap"], 2.0)
         add("direction_distance", "log t", history["direction_distance"], 1.0)
         add("margin_gap", "log t", history["margin_gap"], 1.0)
+    if "theorem4_residual_norm" in history:
+        # Theorem 4: r(t) = w(t) - w_hat log t - w_tilde -> 0, at no stated rate
+        add("theorem4_residual", "log t", history["theorem4_residual_norm"], np.nan)
     w_norm = np.asarray(history["norm"], dtype=np.float64)[sel]
-    slope, intercept, r2 = _linfit(logt, w_norm)
-    ref_norm = float(history.meta.get("reference_norm", np.nan))
-    fits["norm"] = RateFit(
-        "norm", "log t", slope, ref_norm, intercept, r2, int(t[0]), int(t[-1]), int(sel.sum())
-    )
+    if np.all(np.isfinite(w_norm)):
+        slope, intercept, r2 = _linfit(logt, w_norm)
+        ref_norm = float(history.meta.get("reference_norm", np.nan))
+        fits["norm"] = RateFit(
+            "norm", "log t", slope, ref_norm, intercept, r2, int(t[0]), int(t[-1]), int(sel.sum())
+        )
+    if "log_theta_norm" in history and "normalized_margin_theta" in history:
+        _fit_deep(history, sel, t, logt, fits)
     return RateReport(fits)
+
+
+def _fit_deep(history, sel, t, logt, fits) -> None:
+    """Parameter-space asymptotics of a homogeneous model (Lyu-Li style margin growth)."""
+    log_norm = np.asarray(history["log_theta_norm"], dtype=np.float64)[sel]
+    ok = np.isfinite(log_norm) & (logt > 1.0)
+    depth = history.meta.get("depth")
+    theory = 1.0 / depth if depth else np.nan
+    if history.meta.get("step_rule", "fixed") != "fixed":
+        theory = np.nan  # normalized / loss-scaled steps grow ||theta|| faster
+    if ok.sum() >= 3:
+        slope, intercept, r2 = _linfit(np.log(logt[ok]), log_norm[ok])
+        fits["theta_norm"] = RateFit(
+            "theta_norm", "log t", slope, theory, float(np.exp(intercept)), r2,
+            int(t[ok][0]), int(t[ok][-1]), int(ok.sum()),
+        )  # fmt: skip
+    gamma = np.asarray(history["normalized_margin_theta"], dtype=np.float64)[sel]
+    ok = np.isfinite(gamma) & (logt > 1.0)
+    if ok.sum() >= 4 and np.ptp(gamma[ok]) > 0:
+        from scipy.optimize import curve_fit
+
+        x, g = logt[ok], gamma[ok]
+
+        def law(x, limit, c, b):
+            return limit - c * x ** (-b)
+
+        try:
+            p0 = (g[-1] + abs(g[-1] - g[0]), abs(g[-1] - g[0]) * x[0], 1.0)
+            (limit, c, b), _ = curve_fit(law, x, g, p0=p0, maxfev=20000)
+        except (RuntimeError, ValueError):
+            return
+        resid = g - law(x, limit, c, b)
+        ss = np.sum((g - g.mean()) ** 2)
+        fits["normalized_margin"] = RateFit(
+            "normalized_margin", "log t", float(b), np.nan, float(c),
+            float(1 - np.sum(resid**2) / ss) if ss > 0 else 1.0,
+            int(t[ok][0]), int(t[ok][-1]), int(ok.sum()), float(limit),
+        )  # fmt: skip

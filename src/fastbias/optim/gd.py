@@ -366,6 +366,7 @@ def train(
     dtype = np.longdouble if precision == "extended" else np.float64
     settings = {
         "model": repr(mdl),
+        "depth": mdl.depth,
         "loss": loss,
         "lr": lr,
         "steps": steps,
