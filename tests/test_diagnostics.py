@@ -77,9 +77,7 @@ def test_deep_model_rates_report_margin_growth_and_its_limit():
 
     X, y = random_separable(20, 5, seed=1)
     target = fb.max_margin(X, y).margin / 2
-    run = fb.train(
-        X, y, model=FullyConnected([3]), steps=10**5, step_rule="normalized", lr=0.05
-    )
+    run = fb.train(X, y, model=FullyConnected([3]), steps=10**5, step_rule="normalized", lr=0.05)
     rates = run.rates()
     fit = rates["normalized_margin"]
     assert abs(fit.limit - target) < 0.01 * target
