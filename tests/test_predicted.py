@@ -107,3 +107,24 @@ def test_tensor_predictions():
     generic = Tensor(rng.standard_normal((4, 5, 5)))
     none = predicted_limit(generic, X, y)
     assert none.kind == "none" and "Assumption 1" in none.reason
+
+
+def test_order3_tensor_assumption1():
+    """L = 3: M_j = sum_k S[k, j] u1_k (x) u2_k (x) u3_k; the HOSVD finds S (up to row signs
+    and order) and Theorem 2 gives an L_(2/3) stationary direction; a perturbed M fails."""
+    from fastbias.models import Tensor
+    from fastbias.references.predicted import orthogonal_decomposition
+
+    rng = np.random.default_rng(2)
+    Us = [np.linalg.qr(rng.standard_normal((5, 5)))[0] for _ in range(3)]
+    S = rng.standard_normal((5, 4))
+    M = np.einsum("ak,bk,ck,kj->jabc", *Us, S)
+    S_found, why = orthogonal_decomposition(M)
+    assert why == ""
+    for row in S_found:
+        assert min(np.abs(np.abs(row) - np.abs(r)).max() for r in S) < 1e-9
+    X, y = random_separable(10, 4, seed=6)
+    pred = predicted_limit(Tensor(M), X, y)
+    assert pred.kind == "direction" and pred.stationary_only and "2/3" in pred.theorem
+    M_bad = M + 1e-3 * rng.standard_normal(M.shape)
+    assert orthogonal_decomposition(M_bad)[0] is None

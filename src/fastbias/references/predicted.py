@@ -171,27 +171,23 @@ def predicted_limit(
         if L == 2 and N == 1:
             params0 = mdl.init_params(d, init, init_scale, seed)
             return _limit_direction(two_layer_limit_direction(mdl, X[0], y[0], init=params0))
-        if L == 2:
-            S, why = orthogonal_decomposition(mdl.to_dense())
-            if S is None:
-                return _none(
-                    f"Yun et al. Assumption 1 fails for this data tensor ({why}), so Theorem 2 "
-                    "gives no prediction.",
-                    "Yun et al. (2021) Theorem 2",
-                )
-            sol = max_margin(X, y, norm="transformed", S=S, p=1.0)
-            pred = _from_solution(
-                "direction", sol, "Yun et al. (2021) Theorem 2: min ||rho||_1, beta = S^T rho"
+        S, why = orthogonal_decomposition(mdl.to_dense(), seed=seed or 0)
+        if S is None:
+            return _none(
+                f"Yun et al. Assumption 1 fails for this data tensor ({why}), so Theorem 2 "
+                "gives no prediction.",
+                "Yun et al. (2021) Theorem 2",
             )
-            pred.solution = (sol, S)
-            return pred
-        return _none(
-            "Yun et al. Theorem 2 predicts the limit when the data tensor is orthogonally "
-            "decomposable (Assumption 1); fastbias finds that decomposition for L = 2 only "
-            f"(this tensor has L = {L}). Tensors from Tensor.diagonal / .convolutional / "
-            ".fully_connected are predicted through their equivalent models.",
-            "Yun et al. (2021) Theorem 2",
+        p = 2.0 / L
+        sol = max_margin(X, y, norm="transformed", S=S, p=p, seed=seed)
+        pred = _from_solution(
+            "direction",
+            sol,
+            f"Yun et al. (2021) Theorem 2: min ||rho||_(2/{L}), beta = S^T rho",
+            stationary_only=L > 2,
         )
+        pred.solution = (sol, S)
+        return pred
     return _none(f"no theorem known to fastbias covers {mdl!r}.")
 
 
@@ -256,31 +252,40 @@ def _regression(mdl, X, y, init, init_scale, seed) -> Prediction:
 def orthogonal_decomposition(
     M: np.ndarray, rtol: float = 1e-10, seed: int = 0
 ) -> tuple[np.ndarray | None, str]:
-    """Yun et al. (2021) Assumption 1 for an order-2 data tensor ``M`` of shape (d, k1, k2).
+    """Yun et al. (2021) Assumption 1 for a data tensor ``M`` of shape (d, k_1, ..., k_L).
 
-    Looks for orthogonal ``U_1, U_2`` and ``S`` (m x d, ``m = min(k1, k2)``) with
-    ``M(x) = U_1 diag(S x) U_2^T`` for every x: the SVD of a random combination
-    ``sum_j r_j M_j`` gives the only candidates when its singular values are distinct, and
-    every ``U_1^T M_j U_2`` must then be diagonal. Returns ``(S, "")`` or ``(None, reason)``.
+    Looks for matrices ``U_l`` with orthonormal columns and ``S`` (m x d) with
+    ``M(x) = sum_k [S x]_k  U_1[:, k] (x) ... (x) U_L[:, k]`` for every x. For a random
+    combination ``M(r)`` the left singular vectors of every mode unfolding are the only
+    candidates for ``U_l`` when the singular values are distinct (higher-order SVD); every
+    ``M_j`` must then have a diagonal core in those bases, whose diagonal is column j of S.
+    Returns ``(S, "")`` or ``(None, reason)``.
     """
     M = np.asarray(M, dtype=np.float64)
-    if M.ndim != 3:
-        raise ValueError(f"M must have shape (d, k1, k2); got {M.shape}.")
-    d = M.shape[0]
+    if M.ndim < 3:
+        raise ValueError(f"M must have shape (d, k_1, ..., k_L) with L >= 2; got {M.shape}.")
+    d, ks = M.shape[0], M.shape[1:]
+    L = len(ks)
     scale = max(float(np.abs(M).max()), 1e-300)
-    r = np.random.default_rng(seed).standard_normal(d)
-    U, s, Vt = np.linalg.svd(np.tensordot(r, M, axes=1), full_matrices=True)
-    gaps = np.abs(np.diff(s))
-    if s.size > 1 and gaps.min() <= 1e-8 * max(s.max(), 1e-300):
-        return None, "a random combination of the M_j has repeated singular values"
-    m = min(M.shape[1], M.shape[2])
+    Mr = np.tensordot(np.random.default_rng(seed).standard_normal(d), M, axes=1)
+    m = min(ks)
+    bases = []
+    for layer in range(L):
+        unfold = np.moveaxis(Mr, layer, 0).reshape(ks[layer], -1)
+        U, sv, _ = np.linalg.svd(unfold, full_matrices=True)
+        top = sv[: m + 1] if len(sv) > m else sv
+        if len(top) > 1 and np.abs(np.diff(top[:m])).min(initial=np.inf) <= 1e-8 * top[0]:
+            return None, "a random combination of the M_j has repeated singular values"
+        bases.append(U)
     S = np.empty((m, d))
+    diag = (np.arange(m),) * L
     for j in range(d):
-        D = U.T @ M[j] @ Vt.T
-        diag = np.diag(D)[:m]
-        off = D.copy()
-        off[np.arange(m), np.arange(m)] = 0.0
-        if np.abs(off).max() > rtol * scale * max(1, d):
-            return None, f"M_{j} is not diagonal in the singular bases of the others"
-        S[:, j] = diag
+        core = M[j]
+        for layer, U in enumerate(bases):
+            core = np.moveaxis(np.tensordot(U.T, core, axes=([1], [layer])), 0, layer)
+        S[:, j] = core[diag]
+        off = core.copy()
+        off[diag] = 0.0
+        if np.abs(off).max() > rtol * scale * max(1, d) * 10 ** (L - 2):
+            return None, f"M_{j} has no diagonal core in the singular bases of the others"
     return S, ""
