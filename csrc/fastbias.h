@@ -23,11 +23,12 @@ int fb_gd_linear_ld(const long double *Z, long double *w, long long N, long long
  * to round-off, not bit for bit; serial chunked calls reproduce one long call bit for bit.
  * Unlike the reference, a run whose last step leaves a non-finite iterate returns 1 with
  * *fail_step = step0 + n_steps. Also returns -5 if this build has no kernel (it needs the
- * vector extensions of GCC or clang). */
+ * vector extensions of GCC or clang). lo: NULL, or d doubles holding the compensation term of
+ * w: the updates are then summed with Neumaier compensation (precision="compensated"). */
 int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, double lr,
                      int loss, int rule, long long step0, long long n_steps,
                      const long long *rec_steps, long long K, double *rec_w, double s_floor,
-                     long long *fail_step, int n_threads);
+                     long long *fail_step, int n_threads, double *lo);
 
 /* A linear tensor network (csrc/fb_tensor_ld.c) in long double: theta (P) holds the layers;
  * nonzero e of the data tensor adds vals[e] * prod_l theta[pos[e * L + l]] to beta[jidx[e]].

@@ -459,6 +459,7 @@ typedef struct {
     long long K;
     double *rec_w;
     double *w;    /* the iterate: in, and out (last good iterate) */
+    double *lo;   /* NULL, or the compensation term of w (precision="compensated") */
     double *work; /* serial: GA (d * FB_V), then the margins (NB * FB_B);
                      parallel: the per-thread slots (fb_par_impl) */
     long long slot_buf, slot_stride; /* parallel: doubles per buffer and per thread */
@@ -466,6 +467,16 @@ typedef struct {
     int status;
     long long fail_step;
 } fb_job;
+
+/* w += delta with Neumaier compensation: lo keeps what rounding w lost. Exact under
+ * fp-contract=fast (no product to fuse in the two-sum); never under -ffast-math. */
+FB_INLINE void fb_comp_add(double *w, double *lo, double delta)
+{
+    const double u = delta + *lo;
+    const double s = *w + u;
+    *lo = (fabs(*w) >= fabs(u)) ? (*w - s) + u : (u - s) + *w;
+    *w = s;
+}
 
 /* doubles rounded up to whole 64-byte lines */
 FB_INLINE long long fb_round8(long long n)
@@ -595,6 +606,12 @@ FB_INLINE void fb_serial_update(const fb_job *job, double *FB_RESTRICT w, const 
         }
     }
     factor = fb_factor(job->rule, sc.mode, job->lr, sc.es, gg, total);
+    if (job->lo != NULL) {
+        for (j = 0; j < d; ++j) {
+            fb_comp_add(w + j, job->lo + j, factor * fb_hsum(fb_load(GA + j * FB_V)));
+        }
+        return;
+    }
     for (j = 0; j < d; ++j) {
         w[j] += factor * fb_hsum(fb_load(GA + j * FB_V));
     }
@@ -698,8 +715,14 @@ FB_INLINE void fb_serial1_impl(fb_job *job, const long long d, const int loss)
          * scaled loss sum is the sum of the weights. Computed always: cheaper than a branch. */
         tsum = fb_hsum((q[0] + q[1]) + (q[2] + q[3]));
         factor = fb_factor(job->rule, sc.mode, job->lr, sc.es, gg, tsum);
-        for (j = 0; j < d; ++j) {
-            wl[j] += factor * G[j];
+        if (job->lo != NULL) {
+            for (j = 0; j < d; ++j) {
+                fb_comp_add(wl + j, job->lo + j, factor * G[j]);
+            }
+        } else {
+            for (j = 0; j < d; ++j) {
+                wl[j] += factor * G[j];
+            }
         }
         fb_record(job, t, wl, d, &k);
     }
@@ -1077,7 +1100,7 @@ static long long fb_thread_count(long long N, long long d, long long NB, int n_t
 int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, double lr, int loss,
                      int rule, long long step0, long long n_steps, const long long *rec_steps,
                      long long K, double *rec_w, double s_floor, long long *fail_step,
-                     int n_threads)
+                     int n_threads, double *lo)
 {
     fb_job job;
     const fb_driver *drivers;
@@ -1102,6 +1125,9 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
 
     NB = (N + FB_B - 1) / FB_B;
     n_par = fb_thread_count(N, d, NB, n_threads);
+    if (lo != NULL) {
+        n_par = 1; /* the threads keep copies of w; one lo needs one writer */
+    }
     job.N = N;
     job.d = d;
     job.NB = NB;
@@ -1115,6 +1141,7 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
     job.K = K;
     job.rec_w = rec_w;
     job.w = w;
+    job.lo = lo;
     job.status = 0;
     job.fail_step = step0;
     job.slot_buf = fb_round8(FB_SLOT_HEAD + d * FB_V);
@@ -1182,8 +1209,9 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
 int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, double lr, int loss,
                      int rule, long long step0, long long n_steps, const long long *rec_steps,
                      long long K, double *rec_w, double s_floor, long long *fail_step,
-                     int n_threads)
+                     int n_threads, double *lo)
 {
+    (void)lo;
     (void)Z, (void)w, (void)N, (void)d, (void)lr, (void)loss, (void)rule, (void)step0;
     (void)n_steps, (void)rec_steps, (void)K, (void)rec_w, (void)s_floor, (void)fail_step;
     (void)n_threads;

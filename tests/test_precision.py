@@ -62,3 +62,21 @@ def test_compensated_deep_models(model, tmp_path):
     np.testing.assert_array_equal(
         np.concatenate([np.ravel(a) for a in resumed.params]), flat["compensated"]
     )
+
+
+def test_c_and_numba_compensated_kernels_agree():
+    """The C kernel's compensated path (default) and the numba fallback take the same steps."""
+    from fastbias.kernels import _c
+    from fastbias.kernels._numba import gd_linear_compensated
+
+    X, y = fb.datasets.soudry2018()
+    Z = np.ascontiguousarray(X * y[:, None])
+    rec, none = np.zeros(0, np.int64), np.zeros((0, 2))
+    w_c, lo_c = np.zeros(2), np.zeros(2)
+    w_n, lo_n = np.zeros(2), np.zeros(2)
+    _c.gd_linear_float64(Z, w_c, 0.07, 0, 0, 0, 10**5, rec, none, -1e300, 1, lo_c)
+    gd_linear_compensated(Z, w_n, lo_n, 0.07, 0, 0, 0, 10**5, rec, none, -1e300)
+    np.testing.assert_allclose(w_c, w_n, rtol=1e-14)
+    assert np.any(lo_c != 0) and np.all(np.abs(lo_c) <= np.spacing(np.abs(w_c)))
+    with pytest.raises(TypeError, match="lo must be a numpy array of dtype float64"):
+        _c.gd_linear_float64(Z, w_c, 0.07, 0, 0, 0, 10, rec, none, -1e300, 1, np.zeros(2, int))

@@ -223,8 +223,12 @@ def gd_linear_float64(
     rec_w: np.ndarray,
     s_floor: float,
     n_threads: int = 0,
+    lo: np.ndarray | None = None,
 ) -> tuple[int, int]:
     """Gradient descent on a linear predictor in float64, in place (C kernel, SIMD + OpenMP).
+
+    ``lo`` (float64, shape (d,)): the compensation term of ``w``; the updates are then summed
+    with Neumaier compensation (``precision="compensated"``, serial).
 
     Same arguments and results as ``_reference.gd_linear`` up to round-off (iterates agree to
     about 1e-12 relative after 1000 steps: sums are taken in another order, multiply-adds are
@@ -297,6 +301,10 @@ def gd_linear_float64(
     n_threads = int(n_threads)
     if n_threads < 0:
         raise ValueError(f"n_threads must be >= 0 (0: automatic); got {n_threads}.")
+    lo_ptr = ffi.NULL
+    if lo is not None:
+        _check_ld("lo", lo, (d,), writeable=True, dtype=np.float64)
+        lo_ptr = ffi.cast("double *", lo.ctypes.data)
 
     fail = ffi.new("long long *")
     code = c.fb_gd_linear_f64(
@@ -315,6 +323,7 @@ def gd_linear_float64(
         float(s_floor),
         fail,
         n_threads,
+        lo_ptr,
     )
     return _translate(code, int(fail[0]), "fb_gd_linear_f64")
 

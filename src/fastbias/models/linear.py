@@ -55,16 +55,26 @@ class Linear(Model):
 
 def _compensated_runner(Z: np.ndarray, loss: int) -> Runner:
     """``precision="compensated"``: float64 iterates whose updates are summed with a carried
-    compensation term (kept by the runner, checkpointed through ``get_state``)."""
-    from ..kernels._numba import gd_linear_compensated
+    compensation term (kept by the runner, checkpointed through ``get_state``): the C float64
+    kernel with its ``lo`` argument, or the numba kernel without the extension."""
+    from ..kernels import _c
 
     Zk = np.ascontiguousarray(Z, dtype=np.float64)
     lo = np.zeros(Zk.shape[1])
+    if _c.available() and hasattr(_c, "gd_linear_float64"):
 
-    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
-        return gd_linear_compensated(
-            Zk, theta, lo, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor
-        )
+        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+            return _c.gd_linear_float64(
+                Zk, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, 1, lo
+            )
+
+    else:
+        from ..kernels._numba import gd_linear_compensated
+
+        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+            return gd_linear_compensated(
+                Zk, theta, lo, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor
+            )
 
     def set_state(saved: dict) -> None:
         lo[...] = saved["lo"]
