@@ -405,8 +405,8 @@ def test_bad_kernel_sizes():
 
 def test_runner_rejects_other_precisions():
     X, y = fb.datasets.separable_gaussian(5, 4, seed=0)
-    with pytest.raises(ValueError, match="float64 and extended"):
-        Convolutional(2).runner(X * y[:, None], np.zeros(5), 0, "compensated")
+    with pytest.raises(ValueError, match="float64, compensated and extended"):
+        Convolutional(2).runner(X * y[:, None], np.zeros(5), 0, "quad")
     with pytest.raises(ValueError, match="exp and logistic"):
         Convolutional(2).runner(X, np.zeros(5), 2, "extended")
 

@@ -35,10 +35,12 @@ def test_compensated_matches_float64_semantics_and_checks():
     b = fb.train(X, y, steps=2000)
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-12)  # same dynamics, better sums
     with pytest.raises(ValueError, match="precision='compensated' is available for Linear"):
-        fb.train(X, y, steps=10, precision="compensated", model="conv:2")
+        from fastbias.models import Network
+
+        fb.train(X, y, steps=10, precision="compensated", model=Network.diagonal(2, 2))
 
 
-@pytest.mark.parametrize("model", ["diag:2", "diag:3", "fc:3", "tensor"])
+@pytest.mark.parametrize("model", ["diag:2", "diag:3", "fc:3", "conv:2", "conv-small", "tensor"])
 def test_compensated_deep_models(model, tmp_path):
     """Compensated updates for the deep models: same dynamics as float64 to round-off, closer
     to the long double run than float64 is, and resumable bit for bit."""
@@ -48,6 +50,10 @@ def test_compensated_deep_models(model, tmp_path):
 
     if model == "tensor":
         model = Tensor(np.random.default_rng(1).standard_normal((4, 3, 2)))
+    elif model == "conv-small":
+        from fastbias.models import Convolutional
+
+        model = Convolutional(3, kernel_sizes=[2, 3])
     X, y = random_separable(10, 4, seed=8)
     kw = dict(model=model, lr=0.005, steps=4000, reference=None)
     runs = {p: fb.train(X, y, precision=p, **kw) for p in ("float64", "compensated", "extended")}

@@ -286,7 +286,19 @@ def _rescale_conv(theta, spec, ksizes, offsets, d, t2, scale):
         t2 *= f * f
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
+@njit(nogil=True, cache=True)
+def _two_sum_add(x, lo, i, delta):
+    """``x[i] += delta`` with Neumaier compensation in ``lo[i]``."""
+    u = delta + lo[i]
+    s = x[i] + u
+    if abs(x[i]) >= abs(u):
+        lo[i] = (x[i] - s) + u
+    else:
+        lo[i] = (u - s) + x[i]
+    x[i] = s
+
+
+@njit(nogil=True, cache=True)
 def gd_convolutional(
     Z,
     targets,
@@ -305,6 +317,8 @@ def gd_convolutional(
     ksizes,
     spec,
     use_spec,
+    lo_spec,
+    lo_theta,
 ):
     """GD on a linear circular convolutional network (Gunasekar eq. 3, Yun eq. 12).
 
@@ -331,7 +345,12 @@ def gd_convolutional(
         True: ``spec`` already holds the spectra of the full-width layers of ``theta`` (the
         caller checked that ``theta`` is what the previous call wrote); False: compute them
         from ``theta``.
+    lo_spec, lo_theta : float64 arrays shaped like ``spec`` and ``theta``, or empty
+        Compensation terms (``precision="compensated"``): the updates of the spectra and of
+        the short filters are summed with Neumaier compensation. This kernel is compiled
+        without fastmath so the two-sum survives (its helpers keep theirs).
     """
+    comp = lo_theta.shape[0] > 0
     d = ZF.shape[0]
     N = ZF.shape[1]
     L = ksizes.shape[0]
@@ -411,14 +430,26 @@ def gd_convolutional(
             off = offsets[layer]
             if ksizes[layer] == d:
                 for j in range(H):
-                    spec[layer, 0, j] += c * upd[layer, 0, j]
-                    spec[layer, 1, j] += c * upd[layer, 1, j]
+                    if comp:
+                        _two_sum_add(spec[layer, 0], lo_spec[layer, 0], j, c * upd[layer, 0, j])
+                        _two_sum_add(spec[layer, 1], lo_spec[layer, 1], j, c * upd[layer, 1, j])
+                    else:
+                        spec[layer, 0, j] += c * upd[layer, 0, j]
+                        spec[layer, 1, j] += c * upd[layer, 1, j]
                     t2 += cw[j] * (spec[layer, 0, j] ** 2 + spec[layer, 1, j] ** 2)
             else:
                 for p in range(ksizes[layer]):
-                    theta[off + p] += c * g[off + p]
+                    if comp:
+                        _two_sum_add(theta, lo_theta, off + p, c * g[off + p])
+                    else:
+                        theta[off + p] += c * g[off + p]
                     t2 += theta[off + p] ** 2
+        before = scale[0]
         _rescale_conv(theta, spec, ksizes, offsets, d, t2, scale)
+        if comp and scale[0] != before:
+            f = 2.0 ** (before - scale[0])
+            lo_spec *= f
+            lo_theta *= f
         if k < K and rec_steps[k] == t + 1:
             write_time_domain(theta, spec, ksizes, offsets, cw, d, ctab, stab, rec_theta[k])
             rec_scale[k] = scale[0]

@@ -247,10 +247,12 @@ class Convolutional(Model):
 
             widths = self.kernel_widths(np.shape(Z)[1])
             return Tensor.convolutional(np.shape(Z)[1], widths).extended_runner(Z, loss)
-        if precision != "float64":
+        if precision not in ("float64", "compensated"):
             raise ValueError(
-                f"Convolutional supports float64 and extended precision; got {precision!r}."
+                "Convolutional supports float64, compensated and extended precision; got "
+                f"{precision!r}."
             )
+        compensated = precision == "compensated"
         from ..kernels._fft import real_fourier_rows
         from ..kernels._numba_conv import gd_convolutional
 
@@ -260,6 +262,8 @@ class Convolutional(Model):
         ksizes = np.array(self.kernel_widths(d), dtype=np.int64)
         ZF = real_fourier_rows(Zc)
         spec = np.zeros((self.depth, 2, d // 2 + 1))
+        lo_spec = np.zeros_like(spec) if compensated else np.zeros((0, 2, 0))
+        lo_theta = np.zeros(int(sum(ksizes))) if compensated else np.zeros(0)
         last: list[np.ndarray | None] = [None]
 
         def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
@@ -273,9 +277,12 @@ class Convolutional(Model):
                 prev is not None and prev.shape == theta.shape and np.array_equal(prev, theta)
             )
             last[0] = None
+            if not use_spec:  # a new starting point: no compensation carried over
+                lo_spec[...] = 0.0
+                lo_theta[...] = 0.0
             out = gd_convolutional(
                 Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-                scale, rec_scale, ZF, ksizes, spec, use_spec,
+                scale, rec_scale, ZF, ksizes, spec, use_spec, lo_spec, lo_theta,
             )  # fmt: skip
             if own and (scale[0] != 0 or np.any(rec_scale)):
                 unscale(theta, scale, rec_theta, rec_scale)
@@ -286,11 +293,18 @@ class Convolutional(Model):
         run.scaled = True
 
         def get_state() -> dict:
-            return {"spec": spec.copy(), "last": None if last[0] is None else last[0].copy()}
+            return {
+                "spec": spec.copy(),
+                "last": None if last[0] is None else last[0].copy(),
+                "lo_spec": lo_spec.copy(),
+                "lo_theta": lo_theta.copy(),
+            }
 
         def set_state(saved: dict) -> None:
             spec[...] = saved["spec"]
             last[0] = None if saved["last"] is None else saved["last"].copy()
+            lo_spec[...] = saved.get("lo_spec", lo_spec)
+            lo_theta[...] = saved.get("lo_theta", lo_theta)
 
         run.get_state, run.set_state = get_state, set_state  # checkpointed with the run
         return run

@@ -282,11 +282,11 @@ def train(
             f"loss {loss!r}."
         )
     if precision == "compensated" and not isinstance(
-        mdl, (Linear, Diagonal, FullyConnected, Tensor)
+        mdl, (Linear, Diagonal, FullyConnected, Convolutional, Tensor)
     ):
         raise ValueError(
-            "precision='compensated' is available for Linear, Diagonal, FullyConnected and "
-            f"Tensor; got model {mdl!r} (Convolutional: use Tensor.convolutional)."
+            "precision='compensated' is available for Linear, Diagonal, FullyConnected, "
+            f"Convolutional and Tensor; got model {mdl!r}."
         )
     from .optimizers import check_optimizer, default_optimizer_lr
 
