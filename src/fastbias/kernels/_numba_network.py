@@ -4,7 +4,7 @@
 without the callables) with the network's structure arrays appended:
 
     gd_network(X, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-               scale, rec_scale, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par,
+               scale, rec_scale, lo, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par,
                relu, c0)
 
 Unlike the linear-predictor kernels it takes ``X`` and the labels separately (a ReLU network
@@ -29,7 +29,7 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST, loss_weights_inplace, min_value
-from ._numba_models import _HUGE_MARGIN, apply_step_scaled, record_scaled
+from ._numba_models import _HUGE_MARGIN, record_scaled, take_step
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -253,10 +253,10 @@ def loss_step(out, targets, loss, rule, floor, m, dout, ubuf, ubits, a, mexp):
     return True, log_scale, lsum
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
+@njit(nogil=True, cache=True)
 def gd_network(
     X, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
-    rec_scale, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
+    rec_scale, lo, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
 ):  # fmt: skip
     """GD on ``sum_n l(y_n Phi(theta; x_n))`` (or the squared loss) for a network in N.
 
@@ -265,7 +265,9 @@ def gd_network(
     ``q = y - Phi``, ``log_scale = 0``), the step rules 0 fixed / 1 normalized / 2 loss-scaled,
     the divergence test on ``floor`` and the checkpoints ``rec_steps`` -> ``rec_theta``.
     ``theta = 2**scale[0] * theta_s`` with exact power-of-two rescaling, as in
-    ``_numba_models.gd_diagonal`` (``rec_scale``: the exponents of the recorded rows).
+    ``_numba_models.gd_diagonal`` (``rec_scale``: the exponents of the recorded rows); ``lo``
+    non-empty: compensated updates (``precision="compensated"``). No fastmath in this loop
+    (the helpers keep theirs), so the compensated two-sum survives.
     """
     N = X.shape[0]
     depth = dims.shape[0] - 1
@@ -294,7 +296,7 @@ def gd_network(
             theta, XT, dout, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
             wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, g,
         )  # fmt: skip
-        if not apply_step_scaled(theta, g, lr, rule, log_scale, lsum, scale, depth):
+        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
             return STATUS_DIVERGED, t
         k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps

@@ -157,7 +157,7 @@ class Model(ABC):
         return f"{type(self).__name__}()"
 
 
-def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False, lo_arg=True) -> Runner:
+def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False) -> Runner:
     """Bind a ``_numba_models`` kernel to its data.
 
     ``run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor, scale=None,
@@ -166,8 +166,7 @@ def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False, lo_arg
     powers of two to keep norms representable); ``rec_scale`` receives the exponents of the
     recorded rows. Without them, ``theta`` and the rows are returned unscaled.
     ``compensated``: the kernel sums the updates with a compensation term kept by the runner
-    (``run.get_state``/``set_state`` carry it through checkpoints). ``lo_arg=False`` for
-    kernels without that argument.
+    (``run.get_state``/``set_state`` carry it through checkpoints).
     """
     Zc = np.ascontiguousarray(Z, dtype=np.float64)
     tc = np.ascontiguousarray(targets, dtype=np.float64)
@@ -181,10 +180,9 @@ def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False, lo_arg
             rec_scale = np.zeros(len(rec_steps), dtype=np.int64)
         if compensated and lo[0].shape[0] != theta.shape[0]:
             lo[0] = np.zeros(theta.shape[0])
-        comp = (lo[0],) if lo_arg else ()
         out = kernel(
             Zc, tc, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
-            rec_scale, *comp, *extra,
+            rec_scale, lo[0], *extra,
         )  # fmt: skip
         if own:
             unscale(theta, scale, rec_theta, rec_scale)

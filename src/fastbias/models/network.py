@@ -564,8 +564,10 @@ class Network(Model):
         exponential, 1 logistic) or ``1/2 sum_n (Phi(theta; x_n) - y_n)^2`` (``loss`` 2, ``y``
         real targets), with the semantics of ``kernels._reference.gd_model``.
         """
-        if precision != "float64":
-            raise ValueError(f"Network runs in float64 only; got precision={precision!r}.")
+        if precision not in ("float64", "compensated"):
+            raise ValueError(
+                f"Network runs in float64 or compensated precision; got precision={precision!r}."
+            )
         if loss not in (0, 1, 2):
             raise ValueError(f"loss code must be 0, 1 or 2; got {loss!r}.")
         X = self._check_X(X)
@@ -576,7 +578,14 @@ class Network(Model):
             raise ValueError("classification labels y must be -1 or +1 for the margin losses.")
         from ..kernels._numba_network import gd_network
 
-        return generic_runner(gd_network, X, y, loss, self._kernel_args(X.shape[0]), lo_arg=False)
+        return generic_runner(
+            gd_network,
+            X,
+            y,
+            loss,
+            self._kernel_args(X.shape[0]),
+            compensated=precision == "compensated",
+        )
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         """The protocol's runner on ``Z = y x`` (classification) or ``X`` (squared loss), for

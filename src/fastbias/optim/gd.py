@@ -31,7 +31,16 @@ from .._validation import (
 from ..exceptions import DivergenceError, NotSeparableError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
-from ..models import Convolutional, Diagonal, FullyConnected, Linear, Model, Tensor, get_model
+from ..models import (
+    Convolutional,
+    Diagonal,
+    FullyConnected,
+    Linear,
+    Model,
+    Network,
+    Tensor,
+    get_model,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import Run, build_history, build_network_history, checkpoint_steps
 
@@ -282,11 +291,11 @@ def train(
             f"loss {loss!r}."
         )
     if precision == "compensated" and not isinstance(
-        mdl, (Linear, Diagonal, FullyConnected, Convolutional, Tensor)
+        mdl, (Linear, Diagonal, FullyConnected, Convolutional, Tensor, Network)
     ):
         raise ValueError(
             "precision='compensated' is available for Linear, Diagonal, FullyConnected, "
-            f"Convolutional and Tensor; got model {mdl!r}."
+            f"Convolutional, Tensor and Network; got model {mdl!r}."
         )
     from .optimizers import check_optimizer, default_optimizer_lr
 
