@@ -22,12 +22,8 @@ from ._numba import _FAST, compensated_add, loss_weights_inplace, min_value
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G):
-    """Margins ``m = Z beta``, weights ``q`` (in ``m``) and ``G = Z^T q``.
-
-    Returns ``(ok, log_scale, lsum)`` where ``lsum`` is ``L / exp(log_scale)`` (the loss-scaled
-    rule's denominator) and ``ok`` is False when the divergence test fails.
-    """
+def margins_into(ZT, beta, m):
+    """``m = Z beta`` (``ZT`` is ``Z^T``, shape (d, N))."""
     d, N = ZT.shape
     for i in range(N):
         m[i] = 0.0
@@ -35,6 +31,23 @@ def predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G):
         bj = beta[j]
         for i in range(N):
             m[i] += ZT[j, i] * bj
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def gradient_into(ZT, q, G):
+    """``G = Z^T q``."""
+    d, N = ZT.shape
+    for j in range(d):
+        acc = 0.0
+        for i in range(N):
+            acc += q[i] * ZT[j, i]
+        G[j] = acc
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def weights_inplace(m, N, targets, loss, rule, floor, ubuf, ubits, a):
+    """Overwrite the margins (or predictions, squared loss) ``m[:N]`` by the weights ``q``:
+    returns ``(ok, log_scale, lsum)``; ``ok`` is False when the divergence test fails."""
     if loss == 2:
         lsum = 0.0
         for i in range(N):
@@ -43,18 +56,28 @@ def predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G):
         lsum *= 0.5
         if not lsum < -floor:
             return False, 0.0, lsum
-        log_scale = 0.0
-    else:
-        s = min_value(m, N)
-        if not s > floor:
-            return False, 0.0, 0.0
-        log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
-    for j in range(d):
-        acc = 0.0
-        for i in range(N):
-            acc += m[i] * ZT[j, i]
-        G[j] = acc
+        return True, 0.0, lsum
+    s = min_value(m, N)
+    if not s > floor:
+        return False, 0.0, 0.0
+    log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
     return True, log_scale, lsum
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G):
+    """Margins ``m = Z beta``, weights ``q`` (in ``m``) and ``G = Z^T q``.
+
+    Returns ``(ok, log_scale, lsum)`` where ``lsum`` is ``L / exp(log_scale)`` (the loss-scaled
+    rule's denominator) and ``ok`` is False when the divergence test fails.
+    """
+    margins_into(ZT, beta, m)
+    ok, log_scale, lsum = weights_inplace(
+        m, ZT.shape[1], targets, loss, rule, floor, ubuf, ubits, a
+    )
+    if ok:
+        gradient_into(ZT, m, G)
+    return ok, log_scale, lsum
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -102,42 +125,22 @@ def predictor_step_scaled(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, 
     """:func:`predictor_step` for ``beta = 2**mexp * beta_s`` (``beta`` holds ``beta_s``)."""
     if mexp == 0:
         return predictor_step(ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G)
-    d, N = ZT.shape
-    for i in range(N):
-        m[i] = 0.0
-    for j in range(d):
-        bj = beta[j]
-        for i in range(N):
-            m[i] += ZT[j, i] * bj
+    N = ZT.shape[1]
+    margins_into(ZT, beta, m)
     s = min_value(m, N)
     if loss != 2 and s > 0.0 and math.ldexp(s, mexp) > _HUGE_MARGIN:
         for i in range(N):
             m[i] = math.ldexp(m[i] - s, mexp)
         _, lsum = loss_weights_inplace(m, N, 0.0, 0, ubuf, ubits, a, rule == 2)
         log_scale = -math.ldexp(s, mexp)
+        ok = True
     else:
         for i in range(N):
             m[i] = math.ldexp(m[i], mexp)
-        if loss == 2:
-            lsum = 0.0
-            for i in range(N):
-                m[i] = targets[i] - m[i]
-                lsum += m[i] * m[i]
-            lsum *= 0.5
-            if not lsum < -floor:
-                return False, 0.0, lsum
-            log_scale = 0.0
-        else:
-            s = min_value(m, N)
-            if not s > floor:
-                return False, 0.0, 0.0
-            log_scale, lsum = loss_weights_inplace(m, N, s, loss, ubuf, ubits, a, rule == 2)
-    for j in range(d):
-        acc = 0.0
-        for i in range(N):
-            acc += m[i] * ZT[j, i]
-        G[j] = acc
-    return True, log_scale, lsum
+        ok, log_scale, lsum = weights_inplace(m, N, targets, loss, rule, floor, ubuf, ubits, a)
+    if ok:
+        gradient_into(ZT, m, G)
+    return ok, log_scale, lsum
 
 
 @njit(nogil=True, cache=True)
