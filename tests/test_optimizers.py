@@ -591,3 +591,55 @@ def test_train_rejects_bad_optimizers():
         fb.train(X, y, steps=10, optimizer="rmsprop")
     with pytest.raises(ValueError, match="float64"):
         fb.train(X, y, steps=10, optimizer="adam", precision="extended")
+
+
+# ---- ReLU networks (Vardi et al.) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [0, 2])
+@pytest.mark.parametrize(
+    "optimizer, options",
+    [("momentum", {"beta": 0.8}), ("sgd", {"batch_size": 3, "seed": 4}), ("adam", None),
+     ("adagrad", None)],
+)  # fmt: skip
+def test_relu_network_optimizers_match_reference(optimizer, options, loss):
+    from fastbias.models import Network
+    from fastbias.optim.optimizers import make_optimizer_runner
+
+    net = Network.fully_connected(3, [4], "relu")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((9, 3))
+    targets = np.sign(X[:, 0] + 0.2) if loss != 2 else rng.standard_normal(9)
+    theta0 = net.flatten(net.init_params(3, None, 1.0, 7))
+    lr, steps = (0.01, 300)
+    sched = np.array([50, 200, 300], dtype=np.int64)
+    runner = make_optimizer_runner(net, X, targets, loss, optimizer, options)
+    got_theta, got_rec = _compiled_run(runner, theta0, lr, 0, steps, sched, chunks=3)
+    p = theta0.size
+    theta = theta0.copy()
+    rec = np.zeros((sched.size, p))
+    vel, sq, scale = np.zeros(p), np.zeros(p), np.full(1, -np.inf)
+    status, _ = ref.optimizer_network(
+        lambda th, x: net.forward(th, x), lambda th, x: net.gradient(th, x), X, targets,
+        theta, lr, loss, 0, 0, steps, sched, rec, -1e300, runner._code, runner._hyper,
+        runner._batch, runner._seed, vel, sq, scale,
+    )  # fmt: skip
+    assert status == 0
+    np.testing.assert_allclose(got_theta, theta, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(got_rec, rec, rtol=1e-11, atol=1e-13)
+
+
+def test_relu_network_optimizer_through_train_and_resume(tmp_path):
+    import fastbias as fb
+    from fastbias.models import Network
+
+    net = Network.fully_connected(2, [2], "relu")
+    X = np.array([[1.0, 0.25], [-1.0, 0.25]])
+    kw = dict(model=net, lr=0.02, optimizer="momentum", init_scale=0.5, seed=1)
+    run = fb.train(X, np.ones(2), steps=3000, **kw)
+    h = run.history
+    assert run.settings["optimizer"] == "momentum" and h["log_loss"][-1] < h["log_loss"][0]
+    fb.train(X, np.ones(2), steps=1000, checkpoint=tmp_path / "r.ckpt", **kw)
+    resumed = fb.resume(tmp_path / "r.ckpt", steps=2000)
+    for a, b in zip(resumed.params, run.params, strict=True):
+        np.testing.assert_array_equal(a, b)

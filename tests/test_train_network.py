@@ -67,5 +67,5 @@ def test_network_errors():
     net = Network.fully_connected(2, [2], "relu")
     with pytest.raises(ValueError, match="no reference"):
         fb.train(X32, Y32, model=net, steps=10, reference=np.ones(2))
-    with pytest.raises(ValueError, match="not available for ReLU"):
-        fb.train(X32, Y32, model=net, steps=10, optimizer="momentum")
+    with pytest.raises(ValueError, match="coordinate"):
+        fb.train(X32, Y32, model=net, steps=10, optimizer="coordinate")

@@ -52,6 +52,8 @@ from ._numba_models import (
     predictor_step,
     record,
 )
+from ._numba_network import _buffers as _network_buffers
+from ._numba_network import build_weights, loss_step, network_backward, network_forward
 from ._numba_tensor import _predictor_pos, _vjp_pos, global_positions
 
 OPT_MOMENTUM = 0
@@ -494,6 +496,62 @@ def opt_convolutional(
             partial_gradient(
                 upd[layer, 0], upd[layer, 1], cw, ksizes[layer], PC, PS, g, offsets[layer]
             )
+        if not optimizer_step(
+            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
+        ):
+            return STATUS_DIVERGED, t
+        k = record(theta, t + 1, k, rec_steps, rec_theta)
+    return STATUS_OK, step0 + n_steps
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def opt_network(
+    X, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+    opt, hyper, batch, seed, vel, sq, scale,
+    dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
+):  # fmt: skip
+    """Optimizer run on a network of the class N (Vardi et al. Section 2, linear or ReLU).
+
+    ``X`` holds the inputs and ``targets`` the labels (-1/+1; margins ``y_n Phi(theta; x_n)``)
+    or the regression targets: a ReLU network has ``Phi(theta; y x) != y Phi(theta; x)``.
+    The forward and backward passes are those of ``_numba_network.gd_network``; SGD gathers
+    the batch's inputs and labels exactly as the other models gather ``Z`` and targets.
+    """
+    N, d = X.shape
+    XT = np.ascontiguousarray(X.T)
+    B = _batch_size(opt, batch, N)
+    nb = B if opt == OPT_SGD else N
+    XTb = np.empty((d, B))
+    tb = np.empty(B)
+    perm = np.empty(N, dtype=np.int64)
+    epoch_of_perm = np.full(1, -1, dtype=np.int64)
+    log_batch = math.log(N / B)
+    XTu = XTb if opt == OPT_SGD else XT
+    tt = tb if opt == OPT_SGD else targets
+    wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b = _network_buffers(dims, w_off, nb)
+    out = np.empty(nb)
+    m = np.empty(nb)
+    dout = np.empty(nb)
+    ubuf = np.empty(nb)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(nb)
+    g = np.empty(theta.shape[0])
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        if opt == OPT_SGD:
+            gather_batch(XT, targets, t, B, seed, perm, epoch_of_perm, XTb, tb)
+        build_weights(theta, gidx, wbuf)
+        network_forward(
+            theta, XTu, dims, w_off, dense, nz_off, nz_row, nz_col, nz_par, relu,
+            wbuf, abuf, hbuf, out,
+        )  # fmt: skip
+        ok, log_scale, lsum = loss_step(out, tt, loss, rule, floor, m, dout, ubuf, ubits, a, 0)
+        if not ok:
+            return STATUS_DIVERGED, t
+        network_backward(
+            theta, XTu, dout, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
+            wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, g,
+        )  # fmt: skip
         if not optimizer_step(
             opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
         ):

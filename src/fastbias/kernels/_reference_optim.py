@@ -172,6 +172,50 @@ def optimizer_model(
     return STATUS_OK, step0 + n_steps
 
 
+def optimizer_network(
+    forward, jacobian, X, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta,
+    floor, opt, hyper, batch, seed, vel, sq, scale,
+):  # fmt: skip
+    """Reference of ``_numba_optim.opt_network``: :func:`optimizer_model` for a network whose
+    output ``Phi(theta; x)`` is not linear in x. ``forward(theta, X) -> (N,)`` outputs and
+    ``jacobian(theta, X) -> (N, P)``; ``targets`` are the -1/+1 labels (margins
+    ``y_n Phi``) or the regression targets."""
+    N = X.shape[0]
+    B = batch if opt == OPT_SGD else N
+    log_batch = np.log(N / B)
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        if opt == OPT_SGD:
+            idx = batch_indices(seed, t, B, N)
+            Xt, tt = X[idx], targets[idx]
+        else:
+            Xt, tt = X, targets
+        out = forward(theta, Xt)
+        if loss == 2:
+            q = tt - out
+            log_scale = 0.0
+            lsum = 0.5 * float(q @ q)
+            if not lsum < -floor:
+                return STATUS_DIVERGED, t
+            direction = q
+        else:
+            m = tt * out
+            if not m.min() > floor:
+                return STATUS_DIVERGED, t
+            log_scale, q = loss_weights(m, loss)
+            lsum = scaled_loss_sum(m, loss) if rule == 2 else 0.0
+            direction = tt * q
+        g = jacobian(theta, Xt).T @ direction
+        if not optimizer_step(
+            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
+        ):
+            return STATUS_DIVERGED, t
+        if k < rec_steps.shape[0] and rec_steps[k] == t + 1:
+            rec_theta[k] = theta
+            k += 1
+    return STATUS_OK, step0 + n_steps
+
+
 # ----------------------------------------------------------------------------------------------
 # Multi-class softmax cross-entropy (Soudry et al. Appendix C).
 

@@ -325,8 +325,6 @@ def train(
     if linear_predictor:
         outputs0 = X @ mdl.predictor(params0)
     else:  # a ReLU network: f(x) = Phi(theta; x) is not x.beta
-        if optimizer != "gd":
-            raise ValueError(f"optimizer={optimizer!r} is not available for ReLU networks yet.")
         outputs0 = mdl.forward(params0, X)
     margins0 = outputs0 - y if regression else y * outputs0
     if isinstance(mdl, Linear):
@@ -479,7 +477,7 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     """Run ``state`` to its target in compiled chunks; checkpoint; build the Run."""
     mdl, Z, theta = state.model, state.Z, state.theta
     N, d = state.X.shape
-    if not getattr(mdl, "linear_predictor", True):
+    if not getattr(mdl, "linear_predictor", True) and state.optimizer == "gd":
         labels = state.y if state.loss != "squared" else state.targets
         runner = mdl.runner_xy(state.X, labels, state.loss_code, state.precision)
     elif state.optimizer == "gd":
@@ -487,8 +485,13 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     else:
         from .optimizers import make_optimizer_runner
 
+        if getattr(mdl, "linear_predictor", True):
+            data, labels = Z, state.targets
+        else:  # a ReLU network sees the inputs and the labels
+            data = state.X
+            labels = state.y if state.loss != "squared" else state.targets
         runner = make_optimizer_runner(
-            mdl, Z, state.targets, state.loss_code, state.optimizer, state.optimizer_options
+            mdl, data, labels, state.loss_code, state.optimizer, state.optimizer_options
         )
     rule = STEP_RULE_CODES[state.step_rule]
     if state.runner_state is not None:

@@ -25,7 +25,16 @@ import numpy as np
 from .._validation import check_choice, check_positive, check_positive_int, check_X_y
 from ..exceptions import DivergenceError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
-from ..models import Convolutional, Diagonal, FullyConnected, Linear, Model, Tensor, get_model
+from ..models import (
+    Convolutional,
+    Diagonal,
+    FullyConnected,
+    Linear,
+    Model,
+    Network,
+    Tensor,
+    get_model,
+)
 from .history import checkpoint_steps
 
 __all__ = [
@@ -405,6 +414,11 @@ def make_optimizer_runner(
         ksizes = np.array(mdl.kernel_widths(d), dtype=np.int64)
         ZF = np.ascontiguousarray(real_fourier_rows(Zc), dtype=np.float64)
         kernel, after = K.opt_convolutional, (ZF, ksizes)
+    elif isinstance(mdl, Network) and not mdl.linear_predictor:
+        # Z holds the inputs X and targets the labels (or regression targets)
+        if loss_code != 2 and not np.all(np.abs(tc) == 1.0):
+            raise ValueError("a ReLU network's labels must be -1 or +1 (pass X and y).")
+        kernel, after = K.opt_network, mdl._kernel_args(N)
     elif isinstance(mdl, Tensor):
         mdl.shapes(d)
         after = (
@@ -417,7 +431,7 @@ def make_optimizer_runner(
     else:
         raise ValueError(
             f"optimizer={optimizer!r} supports the models Linear, FullyConnected, Diagonal, "
-            f"Convolutional and Tensor; got {mdl!r}."
+            f"Convolutional, Tensor and ReLU Networks; got {mdl!r}."
         )
     return OptimizerRunner(kernel, optimizer, opts, before, after, loss_code, n_params, N)
 
