@@ -43,13 +43,13 @@ def test_integrator_only_soudry2018(benchmark):
     """The compiled integration with 10 records per decade, without reference or history."""
     benchmark.group = "gradient flow to t = 1e300, soudry2018 (N=16, d=2)"
     X, y = SOUDRY
-    kind, ZT, ints, offsets, pos, jidx, vals = _model_data(fb.models.Linear(), X * y[:, None])
+    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(fb.models.Linear(), X * y[:, None])
     rec_s = np.logaddexp(0.0, np.arange(0, 3001) / 10 * np.log(10.0))
 
     def go():
         theta, state, k1 = np.zeros(2), np.zeros(nf.STATE_SIZE), np.zeros(2)
         rec = np.zeros((rec_s.size, 2))
-        args = (ZT, np.zeros(len(X)), 0, ints, offsets, pos, jidx, vals)
+        args = (ZT, np.zeros(len(X)), 0, ints, offsets, pos, jidx, vals, net)
         code = nf.integrate(
             kind, theta, state, k1, rec_s[-1], rec_s, rec, 1e-8, 1e-12, 10**7, *args
         )

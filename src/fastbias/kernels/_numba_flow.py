@@ -48,6 +48,8 @@ from ._numba_models import (
     fc_vjp,
     predictor_step,
 )
+from ._numba_network import _buffers as _network_buffers
+from ._numba_network import build_weights, loss_step, network_backward, network_forward
 from ._numba_tensor import _predictor_pos, _vjp_pos
 
 KIND_LINEAR = 0
@@ -55,6 +57,7 @@ KIND_DIAGONAL = 1
 KIND_FULLY_CONNECTED = 2
 KIND_CONVOLUTIONAL = 3
 KIND_TENSOR = 4
+KIND_NETWORK = 5  # Vardi et al.'s class N: ZT is X^T, targets the labels
 
 FLOW_DONE = 0  # reached s_end
 FLOW_CHUNK = 1  # used up max_steps in this call; call again
@@ -159,8 +162,18 @@ def make_workspace(kind, N, d, ints, pos):
     return ws, cs
 
 
+@njit(nogil=True, cache=True)
+def make_network_workspace(net, N):
+    """Buffers of the network kernels for N samples (tiny for the other kinds)."""
+    dims, w_off = net[0], net[1]
+    wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b = _network_buffers(dims, w_off, N)
+    return wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, np.empty(N), np.empty(N)
+
+
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def flow_gradient(kind, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, g):
+def flow_gradient(
+    kind, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, g, net, nws
+):
     """``g <- -grad L(theta) / exp(log_scale)``; returns ``(ok, log_scale)``.
 
     ``ZT`` is the ``(d, N)`` data matrix ``Z^T`` (for ``kind = 3`` the Fourier rows
@@ -170,6 +183,21 @@ def flow_gradient(kind, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals
     """
     m, ubuf, ubits, a, G, beta, prefix, right, va, vb, pre = ws
     floor = -np.inf
+    if kind == KIND_NETWORK:
+        dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0 = net
+        wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, out, dout = nws
+        build_weights(theta, gidx, wbuf)
+        network_forward(
+            theta, ZT, dims, w_off, dense, nz_off, nz_row, nz_col, nz_par, relu, wbuf, abuf,
+            hbuf, out,
+        )  # fmt: skip
+        ok, ls, _ = loss_step(out, targets, loss, 0, floor, m, dout, ubuf, ubits, a, 0)
+        if ok:
+            network_backward(
+                theta, ZT, dout, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par,
+                relu, c0, wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, g,
+            )  # fmt: skip
+        return ok, ls
     if kind == KIND_LINEAR:
         ok, ls, _ = predictor_step(ZT, theta, targets, loss, 0, floor, m, ubuf, ubits, a, g)
         return ok, ls
@@ -214,9 +242,11 @@ def flow_gradient(kind, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals
 
 
 @njit(nogil=True, cache=True)
-def rhs(kind, s, y, out, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs):
+def rhs(kind, s, y, out, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws):
     """``out <- d theta/ds = exp(s + log_scale) g`` at ``(s, y)``; False if not finite."""
-    ok, ls = flow_gradient(kind, y, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, out)
+    ok, ls = flow_gradient(
+        kind, y, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, out, net, nws
+    )
     if not ok:
         return False
     c = math.exp(s + ls)
@@ -255,10 +285,17 @@ def _scaled_norm(v, y0, y1, rtol, atol):
 
 
 @njit(nogil=True, cache=True)
-def flow_derivative(kind, s, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals, out):
+def flow_derivative(
+    kind, s, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals, out, net=None
+):
     """``d theta/ds`` at one point, for tests: returns False if it is not finite."""
+    if net is None:
+        net = dummy_net()
     ws, cs = make_workspace(kind, ZT.shape[1], ZT.shape[0], ints, pos)
-    return rhs(kind, s, theta, out, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs)
+    nws = make_network_workspace(net, ZT.shape[1])
+    return rhs(
+        kind, s, theta, out, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws
+    )
 
 
 @njit(nogil=True, cache=True)
@@ -281,6 +318,7 @@ def integrate(
     pos,
     jidx,
     vals,
+    net,
 ):
     """Integrate ``d theta/ds = exp(s + log_scale) g(theta)`` from ``state[ST_S]`` towards
     ``s_end`` with at most ``max_steps`` Dormand-Prince steps; returns a ``FLOW_*`` status.
@@ -295,6 +333,7 @@ def integrate(
     d = ZT.shape[0]
     N = ZT.shape[1]
     ws, cs = make_workspace(kind, N, d, ints, pos)
+    nws = make_network_workspace(net, N)
     k2 = np.empty(n)
     k3 = np.empty(n)
     k4 = np.empty(n)
@@ -320,7 +359,9 @@ def integrate(
 
     if state[ST_HAVE_K1] == 0.0:
         n_eval += 1
-        if not rhs(kind, s, theta, k1, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs):
+        if not rhs(
+            kind, s, theta, k1, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws
+        ):
             status = FLOW_BAD_START
             max_steps = 0
         state[ST_HAVE_K1] = 1.0
@@ -335,7 +376,24 @@ def integrate(
         for i in range(n):
             ytmp[i] = theta[i] + h0 * k1[i]
         n_eval += 1
-        if rhs(kind, s + h0, ytmp, k2, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs):
+        if rhs(
+            kind,
+            s + h0,
+            ytmp,
+            k2,
+            ZT,
+            targets,
+            loss,
+            ints,
+            offsets,
+            pos,
+            jidx,
+            vals,
+            ws,
+            cs,
+            net,
+            nws,
+        ):
             for i in range(n):
                 errv[i] = k2[i] - k1[i]
             d2 = _scaled_norm(errv, theta, theta, rtol, atol) / h0
@@ -384,21 +442,21 @@ def integrate(
             ytmp[i] = theta[i] + h_try * _A21 * k1[i]
         ok = ok and rhs(
             kind, s + _C2 * h_try, ytmp, k2, ZT, targets, loss, ints, offsets, pos, jidx, vals,
-            ws, cs,
+            ws, cs, net, nws,
         )  # fmt: skip
         if ok:
             for i in range(n):
                 ytmp[i] = theta[i] + h_try * (_A31 * k1[i] + _A32 * k2[i])
             ok = rhs(
                 kind, s + _C3 * h_try, ytmp, k3, ZT, targets, loss, ints, offsets, pos, jidx,
-                vals, ws, cs,
+                vals, ws, cs, net, nws,
             )  # fmt: skip
         if ok:
             for i in range(n):
                 ytmp[i] = theta[i] + h_try * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
             ok = rhs(
                 kind, s + _C4 * h_try, ytmp, k4, ZT, targets, loss, ints, offsets, pos, jidx,
-                vals, ws, cs,
+                vals, ws, cs, net, nws,
             )  # fmt: skip
         if ok:
             for i in range(n):
@@ -407,7 +465,7 @@ def integrate(
                 )
             ok = rhs(
                 kind, s + _C5 * h_try, ytmp, k5, ZT, targets, loss, ints, offsets, pos, jidx,
-                vals, ws, cs,
+                vals, ws, cs, net, nws,
             )  # fmt: skip
         s_new = target if clamp else s + h_try
         if ok:
@@ -415,14 +473,46 @@ def integrate(
                 y6[i] = theta[i] + h_try * (
                     _A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i] + _A65 * k5[i]
                 )
-            ok = rhs(kind, s_new, y6, k6, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs)
+            ok = rhs(
+                kind,
+                s_new,
+                y6,
+                k6,
+                ZT,
+                targets,
+                loss,
+                ints,
+                offsets,
+                pos,
+                jidx,
+                vals,
+                ws,
+                cs,
+                net,
+                nws,
+            )
         if ok:
             for i in range(n):
                 ynew[i] = theta[i] + h_try * (
                     _A71 * k1[i] + _A73 * k3[i] + _A74 * k4[i] + _A75 * k5[i] + _A76 * k6[i]
                 )
             ok = rhs(
-                kind, s_new, ynew, k7, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs
+                kind,
+                s_new,
+                ynew,
+                k7,
+                ZT,
+                targets,
+                loss,
+                ints,
+                offsets,
+                pos,
+                jidx,
+                vals,
+                ws,
+                cs,
+                net,
+                nws,
             )
         n_eval += 6
         err = np.inf
@@ -506,3 +596,14 @@ def integrate(
     state[ST_LASTREJ] = 1.0 if last_rej else 0.0
     state[ST_SREST] = s_rest
     return status
+
+
+@njit(nogil=True, cache=True)
+def dummy_net():
+    """The ``net`` argument of :func:`integrate` for the kinds other than networks."""
+    one = np.zeros(1, dtype=np.int64)
+    return (
+        np.ones(2, dtype=np.int64), np.array([0, 1], dtype=np.int64), one,
+        np.zeros(1, dtype=np.bool_), np.array([0, 1], dtype=np.int64), one, one, one,
+        False, 0.0,
+    )  # fmt: skip

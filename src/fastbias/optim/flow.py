@@ -37,11 +37,12 @@ from ..models import (
     FullyConnected,
     Linear,
     Model,
+    Network,
     Tensor,
     get_model,
 )
 from .gd import _InterruptFlag, _resolve_reference
-from .history import History, Run, build_history
+from .history import History, Run, build_history, build_network_history
 
 __all__ = ["flow", "FlowHistory"]
 
@@ -88,8 +89,13 @@ class FlowHistory(History):
 
 
 def _model_data(mdl: Model, Z: np.ndarray):
-    """``(kind, ZT, ints, offsets, pos, jidx, vals)`` for :func:`_numba_flow.integrate`."""
+    """``(kind, ZT, ints, offsets, pos, jidx, vals, net)`` for :func:`_numba_flow.integrate`.
+
+    For a :class:`~fastbias.models.Network` ``Z`` is the input matrix X (the labels go in
+    ``targets``): a ReLU network has ``Phi(theta; y x) != y Phi(theta; x)``.
+    """
     d = Z.shape[1]
+    net = nf.dummy_net()
     ZT = np.ascontiguousarray(Z.T, dtype=np.float64)
     ints = np.zeros(1, dtype=np.int64)
     offsets = np.zeros(1, dtype=np.int64)
@@ -98,7 +104,10 @@ def _model_data(mdl: Model, Z: np.ndarray):
     vals = np.zeros(1)
     sizes = [int(np.prod(s)) for s in mdl.shapes(d)]
     layer_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    if type(mdl) is Linear:
+    if isinstance(mdl, Network):
+        kind = nf.KIND_NETWORK
+        net = mdl._kernel_args(Z.shape[0])
+    elif type(mdl) is Linear:
         kind = nf.KIND_LINEAR
     elif type(mdl) is Diagonal:
         kind = nf.KIND_DIAGONAL
@@ -122,10 +131,10 @@ def _model_data(mdl: Model, Z: np.ndarray):
         jidx, vals = mdl.j_idx, mdl.values
     else:
         raise ValueError(
-            f"flow has compiled gradients for Linear, FullyConnected, Diagonal, Convolutional "
-            f"and Tensor models; got {mdl!r}."
+            f"flow has compiled gradients for Linear, FullyConnected, Diagonal, Convolutional, "
+            f"Tensor and Network models; got {mdl!r}."
         )
-    return kind, ZT, ints, offsets, pos, jidx, vals
+    return kind, ZT, ints, offsets, pos, jidx, vals, net
 
 
 def _time_grid(
@@ -336,9 +345,17 @@ def flow(
                 f"{cond.theorem} (lambda = {cond.margin:.3g} <= 0); the loss may not go to zero.",
                 stacklevel=2,
             )
-    kind, ZT, ints, offsets, pos, jidx, vals = _model_data(mdl, Z)
+    network = isinstance(mdl, Network)
+    if network:  # the network sees the inputs and the labels (or regression targets)
+        Z, targets = X, y
+        if not (reference is None or (isinstance(reference, str) and reference == "auto")):
+            raise ValueError(f"{mdl!r} has no reference direction; pass reference=None.")
+    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(mdl, Z)
 
-    ref_vec, ref_obj, w_tilde = _flow_reference(reference, mdl, X, y, theta0, regression, loss)
+    if network:
+        ref_vec, ref_obj, w_tilde = None, None, None
+    else:
+        ref_vec, ref_obj, w_tilde = _flow_reference(reference, mdl, X, y, theta0, regression, loss)
 
     log_times, times = _time_grid(record, log_t_end, t_max_given)
     rec_s = np.logaddexp(0.0, log_times)  # s = log(1 + t)
@@ -363,7 +380,7 @@ def flow(
             t0 = time.perf_counter()
             code = nf.integrate(
                 kind, theta, state, k1, s_end, rec_s, rec_theta, rtol, atol, budget,
-                ZT, targets, loss_code, ints, offsets, pos, jidx, vals,
+                ZT, targets, loss_code, ints, offsets, pos, jidx, vals, net,
             )  # fmt: skip
             elapsed = time.perf_counter() - t0
             did = int(state[nf.ST_ACC] + state[nf.ST_REJ] - before)
@@ -438,12 +455,20 @@ def flow(
     meta = dict(settings)
     if ref_vec is not None:
         meta["reference_norm"] = float(np.linalg.norm(ref_vec))
-    history = _flow_history(
-        rec_t, rec_log_t, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta
-    )
+    if network:
+        base = build_network_history(
+            np.ones(len(rec_t), dtype=np.int64), rec_theta, mdl, X, y, loss, meta
+        )
+        cols = {"step": np.asarray(rec_t, dtype=np.float64), "log_time": rec_log_t}
+        cols.update({k: v for k, v in base.columns.items() if k != "step"})
+        history = FlowHistory(cols, base.iterates, meta)
+    else:
+        history = _flow_history(
+            rec_t, rec_log_t, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta
+        )
     params = [np.array(p, dtype=np.float64) for p in mdl.unflatten(theta, d)]
     return Run(
-        coef=mdl.predictor(params),
+        coef=None if network and not mdl.linear_predictor else mdl.predictor(params),
         params=params,
         history=history,
         status=status,
