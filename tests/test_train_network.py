@@ -34,6 +34,9 @@ def test_theorem_3_2_through_train():
     assert np.all(np.diff(late) > -1e-9) and late[-1] > late[0]
     # neuron 2 ends inactive on both inputs, neuron 1 active on both: half the pairs
     assert h["active_fraction_1"][-1] == pytest.approx(0.5)
+    np.testing.assert_array_equal(h.arrays["active_1"][-1], [[True, False], [True, False]])
+    norms = h.arrays["neuron_norms_1"]
+    assert norms.shape == (len(h), 2) and norms[-1, 0] > 100 * norms[-1, 1]
     res = optimality(net, theta, X32, Y32)
     assert res.verdict == "not local"
     np.testing.assert_allclose(res.theta, [0, 2, 0, 0, 2, 0], atol=1e-9)

@@ -461,7 +461,7 @@ def flow(
         )
         cols = {"step": np.asarray(rec_t, dtype=np.float64), "log_time": rec_log_t}
         cols.update({k: v for k, v in base.columns.items() if k != "step"})
-        history = FlowHistory(cols, base.iterates, meta)
+        history = FlowHistory(cols, base.iterates, meta, base.arrays)
     else:
         history = _flow_history(
             rec_t, rec_log_t, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta

@@ -33,10 +33,19 @@ class History:
     :meth:`to_csv`; print it with :meth:`table`.
     """
 
-    def __init__(self, columns: dict[str, np.ndarray], iterates: np.ndarray, meta: dict[str, Any]):
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        iterates: np.ndarray,
+        meta: dict[str, Any],
+        arrays: dict[str, np.ndarray] | None = None,
+    ):
         self.columns = columns
         self.iterates = iterates
         self.meta = meta
+        # per-checkpoint arrays that are not one number per row (networks: per-neuron norms
+        # and activation patterns), indexed by checkpoint first
+        self.arrays = arrays or {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -234,7 +243,9 @@ def build_network_history(
     ``layer_norm_1..L`` and, for classification, ``min_margin``, ``log_min_margin`` and
     ``normalized_margin_theta`` (``min_n y_n Phi(theta; x_n) / ||theta||**L``), plus
     ``active_fraction_l``: the fraction of (sample, neuron) pairs of hidden layer l with a
-    positive input. ``iterates`` holds the parameter rows ``theta(t)``.
+    positive input. ``iterates`` holds the parameter rows ``theta(t)``; ``arrays`` holds, per
+    checkpoint, ``neuron_norms_l`` (K, width: incoming weight norm of every neuron of hidden
+    layer l) and ``active_l`` (K, N, width: which neurons are active on which inputs).
     """
     thetas = np.asarray(thetas, dtype=np.float64)
     K, L = len(thetas), model.depth
@@ -266,10 +277,15 @@ def build_network_history(
                 np.array([np.linalg.norm(np.ravel(a)) for a in arr]), e
             )
         actives = [model.activation_patterns(th, X) for th in thetas]
+        arrays: dict[str, np.ndarray] = {}
         for layer in range(len(actives[0]) if actives else 0):
             cols[f"active_fraction_{layer + 1}"] = np.array([np.mean(a[layer]) for a in actives])
+            arrays[f"active_{layer + 1}"] = np.array([a[layer] for a in actives])
+            arrays[f"neuron_norms_{layer + 1}"] = np.array(
+                [np.ldexp(model.neuron_norms(th)[layer], ek) for th, ek in zip(thetas, e)]
+            )
         iterates = np.ldexp(thetas, e[:, None])
-    return History(cols, iterates, meta)
+    return History(cols, iterates, meta, arrays)
 
 
 @dataclass
