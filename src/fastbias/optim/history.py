@@ -282,7 +282,10 @@ def build_network_history(
             cols[f"active_fraction_{layer + 1}"] = np.array([np.mean(a[layer]) for a in actives])
             arrays[f"active_{layer + 1}"] = np.array([a[layer] for a in actives])
             arrays[f"neuron_norms_{layer + 1}"] = np.array(
-                [np.ldexp(model.neuron_norms(th)[layer], ek) for th, ek in zip(thetas, e)]
+                [
+                    np.ldexp(model.neuron_norms(th)[layer], ek)
+                    for th, ek in zip(thetas, e, strict=True)
+                ]
             )
         iterates = np.ldexp(thetas, e[:, None])
     return History(cols, iterates, meta, arrays)
