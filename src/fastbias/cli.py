@@ -179,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--lr", type=float, default=None, help="step size (default 1/sigma_max(Z)^2)")
     run.add_argument("--precision", choices=["float64", "extended"], default="float64")
-    run.add_argument("--step-rule", choices=["fixed", "normalized", "loss-scaled"], default="fixed")
+    run.add_argument(
+        "--step-rule",
+        choices=["fixed", "normalized", "loss-scaled", "loss-scaled-backtracking"],
+        default="fixed",
+    )
     run.add_argument("--checkpoint", default=None, help="save the run state to this file")
     run.add_argument(
         "--checkpoint-every", type=float, default=10.0, help="seconds between checkpoints"

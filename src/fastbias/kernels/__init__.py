@@ -4,7 +4,7 @@ import contextvars
 
 # Codes shared by every backend (NumPy reference, numba, C).
 LOSS_CODES = {"exp": 0, "logistic": 1, "squared": 2}
-STEP_RULE_CODES = {"fixed": 0, "normalized": 1, "loss-scaled": 2}
+STEP_RULE_CODES = {"fixed": 0, "normalized": 1, "loss-scaled": 2, "loss-scaled-backtracking": 3}
 
 STATUS_OK = 0
 STATUS_DIVERGED = 1

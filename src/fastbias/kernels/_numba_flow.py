@@ -46,7 +46,7 @@ from ._numba_models import (
     diagonal_vjp,
     fc_predictor,
     fc_vjp,
-    predictor_step,
+    predictor_step_scaled,
 )
 from ._numba_network import _buffers as _network_buffers
 from ._numba_network import build_weights, loss_step, network_backward, network_forward
@@ -171,10 +171,15 @@ def make_network_workspace(net, N):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def flow_gradient(
-    kind, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, g, net, nws
-):
-    """``g <- -grad L(theta) / exp(log_scale)``; returns ``(ok, log_scale)``.
+def model_gradient(
+    kind, theta, ZT, targets, loss, rule, mexp, floor, ints, offsets, pos, jidx, vals, ws, cs,
+    g, net, nws,
+):  # fmt: skip
+    """``g <- -grad L(theta) / exp(log_scale)``; returns ``(ok, log_scale, lsum)``.
+
+    ``rule`` 2 also computes ``lsum = L / exp(log_scale)``; ``mexp``: the outputs are those of
+    ``2**(mexp / L) theta`` (the scaled parameters of ``_numba_models``), ``floor`` the
+    divergence test.
 
     ``ZT`` is the ``(d, N)`` data matrix ``Z^T`` (for ``kind = 3`` the Fourier rows
     ``_fft.real_fourier_rows(Z)``). ``ints``: depth (diagonal), ``dims`` (fully connected) or
@@ -182,7 +187,6 @@ def flow_gradient(
     ``vals``: the tensor model's nonzeros. ``ok`` is False for non-finite margins.
     """
     m, ubuf, ubits, a, G, beta, prefix, right, va, vb, pre = ws
-    floor = -np.inf
     if kind == KIND_NETWORK:
         dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0 = net
         wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, out, dout = nws
@@ -191,29 +195,35 @@ def flow_gradient(
             theta, ZT, dims, w_off, dense, nz_off, nz_row, nz_col, nz_par, relu, wbuf, abuf,
             hbuf, out,
         )  # fmt: skip
-        ok, ls, _ = loss_step(out, targets, loss, 0, floor, m, dout, ubuf, ubits, a, 0)
+        ok, ls, lsum = loss_step(out, targets, loss, rule, floor, m, dout, ubuf, ubits, a, mexp)
         if ok:
             network_backward(
                 theta, ZT, dout, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par,
                 relu, c0, wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, g,
             )  # fmt: skip
-        return ok, ls
+        return ok, ls, lsum
     if kind == KIND_LINEAR:
-        ok, ls, _ = predictor_step(ZT, theta, targets, loss, 0, floor, m, ubuf, ubits, a, g)
-        return ok, ls
+        ok, ls, lsum = predictor_step_scaled(
+            ZT, theta, targets, loss, rule, floor, m, ubuf, ubits, a, g, mexp
+        )
+        return ok, ls, lsum
     if kind == KIND_DIAGONAL:
         depth = ints[0]
         diagonal_predictor(theta, depth, beta, prefix)
-        ok, ls, _ = predictor_step(ZT, beta, targets, loss, 0, floor, m, ubuf, ubits, a, G)
+        ok, ls, lsum = predictor_step_scaled(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, mexp
+        )
         if ok:
             diagonal_vjp(theta, G, depth, prefix, g)
-        return ok, ls
+        return ok, ls, lsum
     if kind == KIND_FULLY_CONNECTED:
         fc_predictor(theta, ints, offsets, right, beta)
-        ok, ls, _ = predictor_step(ZT, beta, targets, loss, 0, floor, m, ubuf, ubits, a, G)
+        ok, ls, lsum = predictor_step_scaled(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, mexp
+        )
         if ok:
             fc_vjp(theta, G, ints, offsets, right, va, vb, g)
-        return ok, ls
+        return ok, ls, lsum
     if kind == KIND_CONVOLUTIONAL:
         spec, beta_re, beta_im, pre_re, pre_im, suf_re, suf_im, G_re, G_im, upd, b, PC, PS, cw = cs
         d = ZT.shape[0]
@@ -225,19 +235,36 @@ def flow_gradient(
                 theta, offsets[layer], ints[layer], PC, PS, spec[layer, 0], spec[layer, 1]
             )
         conv_products(spec, beta_re, beta_im, pre_re, pre_im, b, cw, nI)
-        ok, ls, _ = predictor_step(ZT, b, targets, loss, 0, floor, m, ubuf, ubits, a, G)
+        ok, ls, lsum = predictor_step_scaled(
+            ZT, b, targets, loss, rule, floor, m, ubuf, ubits, a, G, mexp
+        )
         if ok:
             conv_gradients(spec, G, G_re, G_im, pre_re, pre_im, suf_re, suf_im, upd, cw, nI, ints)
             for layer in range(L):
                 partial_gradient(
                     upd[layer, 0], upd[layer, 1], cw, ints[layer], PC, PS, g, offsets[layer]
                 )
-        return ok, ls
+        return ok, ls, lsum
     # tensor
     _predictor_pos(jidx, pos, vals, theta, beta)
-    ok, ls, _ = predictor_step(ZT, beta, targets, loss, 0, floor, m, ubuf, ubits, a, G)
+    ok, ls, lsum = predictor_step_scaled(
+        ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, mexp
+    )
     if ok:
         _vjp_pos(jidx, pos, vals, G, theta, g, pre)
+    return ok, ls, lsum
+
+
+@njit(nogil=True, cache=True)
+def flow_gradient(
+    kind, theta, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, g, net, nws
+):
+    """``g <- -grad L(theta) / exp(log_scale)``; returns ``(ok, log_scale)`` (see
+    :func:`model_gradient`)."""
+    ok, ls, _ = model_gradient(
+        kind, theta, ZT, targets, loss, 0, 0, -np.inf, ints, offsets, pos, jidx, vals, ws, cs,
+        g, net, nws,
+    )  # fmt: skip
     return ok, ls
 
 

@@ -235,8 +235,10 @@ def train(
         What gaps are measured against. ``"auto"``: the exact L2 max-margin solution for the
         linear and fully connected models on separable data (Gunasekar Theorem 1); the
         minimum-norm interpolant for the linear model with squared loss; none otherwise.
-    step_rule : {"fixed", "normalized", "loss-scaled"}
-        ``eta_t = eta``, ``eta/||grad L||`` or ``eta/L``.
+    step_rule : {"fixed", "normalized", "loss-scaled", "loss-scaled-backtracking"}
+        ``eta_t = eta``, ``eta/||grad L||`` or ``eta/L``; the last with ``eta`` adapted:
+        multiplied by ``2**(1/8)`` after a step that lowered the loss, halved (and the step
+        undone) after one that raised it (:mod:`fastbias.optim.backtracking`).
     progress : bool
         Show a progress bar with ETA on stderr, updated once per chunk.
     chunk_seconds : float
@@ -306,6 +308,11 @@ def train(
     )
     if optimizer != "gd" and precision != "float64":
         raise ValueError(f"optimizer={optimizer!r} runs in precision='float64' only.")
+    if step_rule == "loss-scaled-backtracking" and (optimizer != "gd" or precision != "float64"):
+        raise ValueError(
+            "step_rule='loss-scaled-backtracking' is a GD rule in float64; got "
+            f"optimizer={optimizer!r}, precision={precision!r}."
+        )
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
     init_scale = check_positive(init_scale, "init_scale")
     if isinstance(mdl, Linear) and init is not None and not isinstance(init, str):
@@ -477,7 +484,16 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     """Run ``state`` to its target in compiled chunks; checkpoint; build the Run."""
     mdl, Z, theta = state.model, state.Z, state.theta
     N, d = state.X.shape
-    if not getattr(mdl, "linear_predictor", True) and state.optimizer == "gd":
+    network = not getattr(mdl, "linear_predictor", True)
+    if state.step_rule == "loss-scaled-backtracking":
+        from .backtracking import backtracking_runner
+
+        if network:
+            labels = state.y if state.loss != "squared" else state.targets
+            runner = backtracking_runner(mdl, state.X, labels, state.loss_code)
+        else:
+            runner = backtracking_runner(mdl, Z, state.targets, state.loss_code)
+    elif network and state.optimizer == "gd":
         labels = state.y if state.loss != "squared" else state.targets
         runner = mdl.runner_xy(state.X, labels, state.loss_code, state.precision)
     elif state.optimizer == "gd":

@@ -63,7 +63,7 @@ OPTIMIZERS: dict[str, dict[str, Any]] = {
 # from the gradient history, so rescaling the gradient per step (normalized, loss-scaled) would
 # silently change the method; they accept "fixed" only.
 _RULES = {
-    "gd": ("fixed", "normalized", "loss-scaled"),
+    "gd": ("fixed", "normalized", "loss-scaled", "loss-scaled-backtracking"),
     "momentum": ("fixed", "normalized", "loss-scaled"),
     "sgd": ("fixed", "normalized", "loss-scaled"),
     "adam": ("fixed",),
@@ -538,7 +538,7 @@ def train_multiclass(
         raise ValueError(f"multi-class training needs at least 2 distinct labels; got {K}.")
     N, d = X.shape
     steps = check_positive_int(steps, "steps")
-    check_choice(step_rule, "step_rule", list(STEP_RULE_CODES))
+    check_choice(step_rule, "step_rule", ["fixed", "normalized", "loss-scaled"])
     record = check_positive_int(record, "record")
     if W0 is None:
         W = np.zeros((d, K))
