@@ -170,7 +170,7 @@ def make_network_workspace(net, N):
     return wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, np.empty(N), np.empty(N)
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
+@njit(nogil=True, cache=True, fastmath=_FAST, inline="always")
 def model_gradient(
     kind, theta, ZT, targets, loss, rule, mexp, floor, ints, offsets, pos, jidx, vals, ws, cs,
     g, net, nws,

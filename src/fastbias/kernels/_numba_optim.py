@@ -43,18 +43,8 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_conv import conv_gradients, conv_products, partial_gradient, partial_spectrum, twiddles
-from ._numba_models import (
-    diagonal_predictor,
-    diagonal_vjp,
-    fc_predictor,
-    fc_vjp,
-    predictor_step,
-    record,
-)
-from ._numba_network import _buffers as _network_buffers
-from ._numba_network import build_weights, loss_step, network_backward, network_forward
-from ._numba_tensor import _predictor_pos, _vjp_pos, global_positions
+from ._numba_flow import make_network_workspace, make_workspace, model_gradient
+from ._numba_models import record
 
 OPT_MOMENTUM = 0
 OPT_SGD = 1
@@ -255,303 +245,43 @@ def _batch_size(opt, batch, N):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
-def opt_linear(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-    opt, hyper, batch, seed, vel, sq, scale,
+def opt_model(
+    kind, ZT, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+    opt, hyper, batch, seed, vel, sq, scale, ints, offsets, pos, jidx, vals, net,
 ):  # fmt: skip
-    """Optimizer run on the linear model ``beta = theta`` (Soudry et al. eq. 2.1)."""
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    B = _batch_size(opt, batch, N)
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZT  # SGD: gathered batch by batch into ZTb, tb
-    tt = tb if opt == OPT_SGD else targets
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        if opt == OPT_SGD:
-            gather_batch(ZT, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
-        ok, log_scale, lsum = predictor_step(XT, theta, tt, loss, rule, floor, m, ubuf, ubits, a, G)
-        if not ok:
-            return STATUS_DIVERGED, t
-        if not optimizer_step(
-            opt, theta, G, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
-        ):
-            return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
-    return STATUS_OK, step0 + n_steps
+    """Optimizer run on any model kind of ``_numba_flow`` (linear, diagonal, fully connected,
+    convolutional, tensor, network).
 
-
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def opt_diagonal(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-    opt, hyper, batch, seed, vel, sq, scale, depth,
-):  # fmt: skip
-    """Optimizer run on a depth-L diagonal network ``beta = w_1 * .. * w_L`` (Yun eq. 11)."""
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    B = _batch_size(opt, batch, N)
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZT  # SGD: gathered batch by batch into ZTb, tb
-    tt = tb if opt == OPT_SGD else targets
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
-    prefix = np.empty((depth, d))
-    g = np.empty(theta.shape[0])
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        if opt == OPT_SGD:
-            gather_batch(ZT, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
-        diagonal_predictor(theta, depth, beta, prefix)
-        ok, log_scale, lsum = predictor_step(XT, beta, tt, loss, rule, floor, m, ubuf, ubits, a, G)
-        if not ok:
-            return STATUS_DIVERGED, t
-        diagonal_vjp(theta, G, depth, prefix, g)
-        if not optimizer_step(
-            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
-        ):
-            return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
-    return STATUS_OK, step0 + n_steps
-
-
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def opt_fully_connected(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-    opt, hyper, batch, seed, vel, sq, scale, dims, offsets,
-):  # fmt: skip
-    """Optimizer run on a fully connected linear network (Gunasekar eq. 1)."""
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    B = _batch_size(opt, batch, N)
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZT  # SGD: gathered batch by batch into ZTb, tb
-    tt = tb if opt == OPT_SGD else targets
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
-    width = dims.max()
-    right = np.zeros((dims.shape[0], width))
-    va = np.zeros(width)
-    vb = np.zeros(width)
-    g = np.empty(theta.shape[0])
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        if opt == OPT_SGD:
-            gather_batch(ZT, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
-        fc_predictor(theta, dims, offsets, right, beta)
-        ok, log_scale, lsum = predictor_step(XT, beta, tt, loss, rule, floor, m, ubuf, ubits, a, G)
-        if not ok:
-            return STATUS_DIVERGED, t
-        fc_vjp(theta, G, dims, offsets, right, va, vb, g)
-        if not optimizer_step(
-            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
-        ):
-            return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
-    return STATUS_OK, step0 + n_steps
-
-
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def opt_tensor(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-    opt, hyper, batch, seed, vel, sq, scale, jidx, multi, vals, offsets,
-):  # fmt: skip
-    """Optimizer run on a linear tensor network ``beta = M(.) o (v_1, ..., v_L)`` (Yun eq. 6)."""
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    B = _batch_size(opt, batch, N)
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZT  # SGD: gathered batch by batch into ZTb, tb
-    tt = tb if opt == OPT_SGD else targets
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
-    g = np.empty(theta.shape[0])
-    pos = global_positions(multi, offsets)
-    pre = np.empty(multi.shape[1])
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        if opt == OPT_SGD:
-            gather_batch(ZT, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
-        _predictor_pos(jidx, pos, vals, theta, beta)
-        ok, log_scale, lsum = predictor_step(XT, beta, tt, loss, rule, floor, m, ubuf, ubits, a, G)
-        if not ok:
-            return STATUS_DIVERGED, t
-        _vjp_pos(jidx, pos, vals, G, theta, g, pre)
-        if not optimizer_step(
-            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
-        ):
-            return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
-    return STATUS_OK, step0 + n_steps
-
-
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def opt_convolutional(
-    Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-    opt, hyper, batch, seed, vel, sq, scale, ZF, ksizes,
-):  # fmt: skip
-    """Optimizer run on a circular convolutional network (Gunasekar eq. 3, Yun eq. 12).
-
-    The parameters stay in the time domain (the optimizers act on the filters' entries, and
-    Adam / AdaGrad / coordinate descent are not equivariant under the DFT): every step maps
-    each filter to its half spectrum with a ``(k_l, H)`` table, forms the margins from the
-    data's half spectra ``ZF`` (``_fft.real_fourier_rows(Z)``, the ``ZT`` of
-    ``predictor_step``) and maps the Fourier-domain gradients back, ``O(N d + d sum_l k_l)``.
-    ``Z`` is used for its shape only.
+    ``ZT`` (d, N) is ``Z^T`` for the linear-predictor models (the Fourier rows for the
+    convolutional kind) and ``X^T`` for a network, whose ``targets`` are then the labels; the
+    model arrays ``ints, offsets, pos, jidx, vals, net`` are those of
+    ``optim.flow._model_data``. Each step: the gradient of the (mini-batch) loss in log domain
+    (``_numba_flow.model_gradient``), then :func:`optimizer_step`. SGD gathers the batch's
+    columns of ``ZT`` and its targets (:func:`gather_batch`).
     """
-    d = ZF.shape[0]
-    N = ZF.shape[1]
-    L = ksizes.shape[0]
-    H = d // 2 + 1
-    nI = d - H
-    offsets = np.zeros(L, dtype=np.int64)
-    for layer in range(1, L):
-        offsets[layer] = offsets[layer - 1] + ksizes[layer - 1]
-    ctab, stab = twiddles(d)
-    cw = np.empty(H)
-    for j in range(H):
-        cw[j] = (1.0 if (j == 0 or 2 * j == d) else 2.0) / d
-    kmax = ksizes.max()
-    PC = np.empty((kmax, H))
-    PS = np.empty((kmax, H))
-    for p in range(kmax):
-        r = 0
-        for j in range(H):
-            PC[p, j] = ctab[r]
-            PS[p, j] = stab[r]
-            r += p
-            if r >= d:
-                r -= d
-    B = _batch_size(opt, batch, N)
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZF  # SGD: gathered batch by batch into ZTb, tb
-    tt = tb if opt == OPT_SGD else targets
-    spec = np.empty((L, 2, H))
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    Gv = np.empty(d)
-    b = np.empty(d)
-    beta_re = np.empty(H)
-    beta_im = np.empty(H)
-    pre_re = np.empty((L, H))
-    pre_im = np.empty((L, H))
-    suf_re = np.empty(H)
-    suf_im = np.empty(H)
-    G_re = np.empty(H)
-    G_im = np.empty(H)
-    upd = np.empty((L, 2, H))
-    g = np.empty(theta.shape[0])
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        if opt == OPT_SGD:
-            gather_batch(ZF, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
-        for layer in range(L):
-            partial_spectrum(
-                theta, offsets[layer], ksizes[layer], PC, PS, spec[layer, 0], spec[layer, 1]
-            )
-        conv_products(spec, beta_re, beta_im, pre_re, pre_im, b, cw, nI)
-        ok, log_scale, lsum = predictor_step(XT, b, tt, loss, rule, floor, m, ubuf, ubits, a, Gv)
-        if not ok:
-            return STATUS_DIVERGED, t
-        conv_gradients(spec, Gv, G_re, G_im, pre_re, pre_im, suf_re, suf_im, upd, cw, nI, ksizes)
-        for layer in range(L):
-            partial_gradient(
-                upd[layer, 0], upd[layer, 1], cw, ksizes[layer], PC, PS, g, offsets[layer]
-            )
-        if not optimizer_step(
-            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
-        ):
-            return STATUS_DIVERGED, t
-        k = record(theta, t + 1, k, rec_steps, rec_theta)
-    return STATUS_OK, step0 + n_steps
-
-
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def opt_network(
-    X, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
-    opt, hyper, batch, seed, vel, sq, scale,
-    dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
-):  # fmt: skip
-    """Optimizer run on a network of the class N (Vardi et al. Section 2, linear or ReLU).
-
-    ``X`` holds the inputs and ``targets`` the labels (-1/+1; margins ``y_n Phi(theta; x_n)``)
-    or the regression targets: a ReLU network has ``Phi(theta; y x) != y Phi(theta; x)``.
-    The forward and backward passes are those of ``_numba_network.gd_network``; SGD gathers
-    the batch's inputs and labels exactly as the other models gather ``Z`` and targets.
-    """
-    N, d = X.shape
-    XT = np.ascontiguousarray(X.T)
+    d, N = ZT.shape
     B = _batch_size(opt, batch, N)
     nb = B if opt == OPT_SGD else N
-    XTb = np.empty((d, B))
+    ZTb = np.empty((d, B))
     tb = np.empty(B)
     perm = np.empty(N, dtype=np.int64)
     epoch_of_perm = np.full(1, -1, dtype=np.int64)
     log_batch = math.log(N / B)
-    XTu = XTb if opt == OPT_SGD else XT
+    XT = ZTb if opt == OPT_SGD else ZT  # SGD: gathered batch by batch into ZTb, tb
     tt = tb if opt == OPT_SGD else targets
-    wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b = _network_buffers(dims, w_off, nb)
-    out = np.empty(nb)
-    m = np.empty(nb)
-    dout = np.empty(nb)
-    ubuf = np.empty(nb)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(nb)
+    ws, cs = make_workspace(kind, nb, d, ints, pos)
+    nws = make_network_workspace(net, nb)
     g = np.empty(theta.shape[0])
     k = 0
     for t in range(step0, step0 + n_steps):
         if opt == OPT_SGD:
-            gather_batch(XT, targets, t, B, seed, perm, epoch_of_perm, XTb, tb)
-        build_weights(theta, gidx, wbuf)
-        network_forward(
-            theta, XTu, dims, w_off, dense, nz_off, nz_row, nz_col, nz_par, relu,
-            wbuf, abuf, hbuf, out,
+            gather_batch(ZT, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
+        ok, log_scale, lsum = model_gradient(
+            kind, theta, XT, tt, loss, rule, 0, floor, ints, offsets, pos, jidx, vals, ws, cs,
+            g, net, nws,
         )  # fmt: skip
-        ok, log_scale, lsum = loss_step(out, tt, loss, rule, floor, m, dout, ubuf, ubits, a, 0)
         if not ok:
             return STATUS_DIVERGED, t
-        network_backward(
-            theta, XTu, dout, dims, w_off, gidx, dense, nz_off, nz_row, nz_col, nz_par, relu, c0,
-            wbuf, gwbuf, abuf, hbuf, dbuf_a, dbuf_b, g,
-        )  # fmt: skip
         if not optimizer_step(
             opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
         ):

@@ -397,42 +397,22 @@ def make_optimizer_runner(
     opts = check_optimizer(optimizer, options, model=mdl, n_samples=N)
     n_params = mdl.n_params(d)
     from ..kernels import _numba_optim as K
+    from .flow import _model_data
 
-    before = (Zc, tc)
-    if isinstance(mdl, Linear):
-        kernel, after = K.opt_linear, ()
-    elif isinstance(mdl, Diagonal):
-        kernel, after = K.opt_diagonal, (int(mdl.depth),)
-    elif isinstance(mdl, FullyConnected):
-        dims = mdl.dims(d)
-        sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        kernel, after = K.opt_fully_connected, (dims, offsets)
-    elif isinstance(mdl, Convolutional):
-        from ..kernels._fft import real_fourier_rows
-
-        ksizes = np.array(mdl.kernel_widths(d), dtype=np.int64)
-        ZF = np.ascontiguousarray(real_fourier_rows(Zc), dtype=np.float64)
-        kernel, after = K.opt_convolutional, (ZF, ksizes)
-    elif isinstance(mdl, Network) and not mdl.linear_predictor:
-        # Z holds the inputs X and targets the labels (or regression targets)
-        if loss_code != 2 and not np.all(np.abs(tc) == 1.0):
-            raise ValueError("a ReLU network's labels must be -1 or +1 (pass X and y).")
-        kernel, after = K.opt_network, mdl._kernel_args(N)
-    elif isinstance(mdl, Tensor):
-        mdl.shapes(d)
-        after = (
-            np.ascontiguousarray(mdl.j_idx, dtype=np.int64),
-            np.ascontiguousarray(mdl.multi_idx, dtype=np.int64),
-            np.ascontiguousarray(mdl.values, dtype=np.float64),
-            np.ascontiguousarray(mdl.offsets, dtype=np.int64),
-        )
-        kernel = K.opt_tensor
-    else:
+    supported = (Linear, Diagonal, FullyConnected, Convolutional, Tensor, Network)
+    if not isinstance(mdl, supported):
         raise ValueError(
             f"optimizer={optimizer!r} supports the models Linear, FullyConnected, Diagonal, "
-            f"Convolutional, Tensor and ReLU Networks; got {mdl!r}."
+            f"Convolutional, Tensor and Network; got {mdl!r}."
         )
+    if isinstance(mdl, Network) and not mdl.linear_predictor and loss_code != 2:
+        # Z holds the inputs X and targets the labels
+        if not np.all(np.abs(tc) == 1.0):
+            raise ValueError("a ReLU network's labels must be -1 or +1 (pass X and y).")
+    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(mdl, Zc)
+    kernel = K.opt_model
+    before = (kind, ZT, tc)
+    after = (ints, offsets, pos, jidx, vals, net)
     return OptimizerRunner(kernel, optimizer, opts, before, after, loss_code, n_params, N)
 
 
