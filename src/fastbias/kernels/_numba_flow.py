@@ -269,8 +269,13 @@ def flow_gradient(
 
 
 @njit(nogil=True, cache=True)
-def rhs(kind, s, y, out, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws):
-    """``out <- d theta/ds = exp(s + log_scale) g`` at ``(s, y)``; False if not finite."""
+def rhs(s, y, out, problem):
+    """``out <- d theta/ds = exp(s + log_scale) g`` at ``(s, y)``; False if not finite.
+
+    ``problem`` bundles what stays fixed during an integration: ``(kind, ZT, targets, loss,
+    ints, offsets, pos, jidx, vals, ws, cs, net, nws)``.
+    """
+    kind, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws = problem
     ok, ls = flow_gradient(
         kind, y, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, out, net, nws
     )
@@ -320,9 +325,8 @@ def flow_derivative(
         net = dummy_net()
     ws, cs = make_workspace(kind, ZT.shape[1], ZT.shape[0], ints, pos)
     nws = make_network_workspace(net, ZT.shape[1])
-    return rhs(
-        kind, s, theta, out, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws
-    )
+    problem = (kind, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws)
+    return rhs(s, theta, out, problem)
 
 
 @njit(nogil=True, cache=True)
@@ -361,6 +365,7 @@ def integrate(
     N = ZT.shape[1]
     ws, cs = make_workspace(kind, N, d, ints, pos)
     nws = make_network_workspace(net, N)
+    problem = (kind, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws)
     k2 = np.empty(n)
     k3 = np.empty(n)
     k4 = np.empty(n)
@@ -386,9 +391,7 @@ def integrate(
 
     if state[ST_HAVE_K1] == 0.0:
         n_eval += 1
-        if not rhs(
-            kind, s, theta, k1, ZT, targets, loss, ints, offsets, pos, jidx, vals, ws, cs, net, nws
-        ):
+        if not rhs(s, theta, k1, problem):
             status = FLOW_BAD_START
             max_steps = 0
         state[ST_HAVE_K1] = 1.0
@@ -403,24 +406,7 @@ def integrate(
         for i in range(n):
             ytmp[i] = theta[i] + h0 * k1[i]
         n_eval += 1
-        if rhs(
-            kind,
-            s + h0,
-            ytmp,
-            k2,
-            ZT,
-            targets,
-            loss,
-            ints,
-            offsets,
-            pos,
-            jidx,
-            vals,
-            ws,
-            cs,
-            net,
-            nws,
-        ):
+        if rhs(s + h0, ytmp, k2, problem):
             for i in range(n):
                 errv[i] = k2[i] - k1[i]
             d2 = _scaled_norm(errv, theta, theta, rtol, atol) / h0
@@ -467,80 +453,34 @@ def integrate(
         ok = True
         for i in range(n):
             ytmp[i] = theta[i] + h_try * _A21 * k1[i]
-        ok = ok and rhs(
-            kind, s + _C2 * h_try, ytmp, k2, ZT, targets, loss, ints, offsets, pos, jidx, vals,
-            ws, cs, net, nws,
-        )  # fmt: skip
+        ok = ok and rhs(s + _C2 * h_try, ytmp, k2, problem)
         if ok:
             for i in range(n):
                 ytmp[i] = theta[i] + h_try * (_A31 * k1[i] + _A32 * k2[i])
-            ok = rhs(
-                kind, s + _C3 * h_try, ytmp, k3, ZT, targets, loss, ints, offsets, pos, jidx,
-                vals, ws, cs, net, nws,
-            )  # fmt: skip
+            ok = rhs(s + _C3 * h_try, ytmp, k3, problem)
         if ok:
             for i in range(n):
                 ytmp[i] = theta[i] + h_try * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
-            ok = rhs(
-                kind, s + _C4 * h_try, ytmp, k4, ZT, targets, loss, ints, offsets, pos, jidx,
-                vals, ws, cs, net, nws,
-            )  # fmt: skip
+            ok = rhs(s + _C4 * h_try, ytmp, k4, problem)
         if ok:
             for i in range(n):
                 ytmp[i] = theta[i] + h_try * (
                     _A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i]
                 )
-            ok = rhs(
-                kind, s + _C5 * h_try, ytmp, k5, ZT, targets, loss, ints, offsets, pos, jidx,
-                vals, ws, cs, net, nws,
-            )  # fmt: skip
+            ok = rhs(s + _C5 * h_try, ytmp, k5, problem)
         s_new = target if clamp else s + h_try
         if ok:
             for i in range(n):
                 y6[i] = theta[i] + h_try * (
                     _A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i] + _A65 * k5[i]
                 )
-            ok = rhs(
-                kind,
-                s_new,
-                y6,
-                k6,
-                ZT,
-                targets,
-                loss,
-                ints,
-                offsets,
-                pos,
-                jidx,
-                vals,
-                ws,
-                cs,
-                net,
-                nws,
-            )
+            ok = rhs(s_new, y6, k6, problem)
         if ok:
             for i in range(n):
                 ynew[i] = theta[i] + h_try * (
                     _A71 * k1[i] + _A73 * k3[i] + _A74 * k4[i] + _A75 * k5[i] + _A76 * k6[i]
                 )
-            ok = rhs(
-                kind,
-                s_new,
-                ynew,
-                k7,
-                ZT,
-                targets,
-                loss,
-                ints,
-                offsets,
-                pos,
-                jidx,
-                vals,
-                ws,
-                cs,
-                net,
-                nws,
-            )
+            ok = rhs(s_new, ynew, k7, problem)
         n_eval += 6
         err = np.inf
         if ok:
