@@ -42,6 +42,32 @@ static inline long double fb_logaddexp0_ld(long double x)
     return log1pl(expl(x));
 }
 
+/* m = Z w and the divergence test "min(m) > s_floor" (false for NaN too): returns 0 and sets
+ * *s = min(m), or returns 1 at the first margin that fails. */
+static FB_ALWAYS_INLINE int fb_ld_margins(const long double *Z, const long double *w,
+                                          long double *m, long long N, const long long d,
+                                          long double s_floor, long double *s)
+{
+    const long double *z;
+    long long n, j;
+    long double smin = 0.0L;
+    for (n = 0, z = Z; n < N; ++n, z += d) {
+        long double acc = 0.0L;
+        for (j = 0; j < d; ++j) {
+            acc += z[j] * w[j];
+        }
+        m[n] = acc;
+        if (!(acc > s_floor)) {
+            return 1;
+        }
+        if (n == 0 || acc < smin) {
+            smin = acc;
+        }
+    }
+    *s = smin;
+    return 0;
+}
+
 /* Weights q_n (-l'(m_n) = exp(log_scale) q_n) of the margins m (minimum s), G = Z^T q and, for
  * rule 2, total = L / exp(log_scale); returns log_scale and sets *exp_log_scale_out to
  * expl(log_scale) where it was computed on the way (1 otherwise). */

@@ -29,7 +29,7 @@ static FB_ALWAYS_INLINE int fb_gd_linear_ld_impl(const long double *Z, long doub
 {
     long double wl[FB_SMALL_D], Gl[FB_SMALL_D];
     long double *m, *q, *G, *wk;
-    long long t, n, j, k = 0;
+    long long t, j, k = 0;
     const int small = d <= FB_SMALL_D;
     int status = 0;
 
@@ -53,25 +53,10 @@ static FB_ALWAYS_INLINE int fb_gd_linear_ld_impl(const long double *Z, long doub
 
     for (t = step0; t < step0 + n_steps; ++t) {
         long double s, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L;
-        const long double *z;
 
-        /* m = Z @ w and the divergence test "min(m) > s_floor" (false for NaN too) */
-        s = 0.0L;
-        for (n = 0, z = Z; n < N; ++n, z += d) {
-            long double acc = 0.0L;
-            for (j = 0; j < d; ++j) {
-                acc += z[j] * wk[j];
-            }
-            m[n] = acc;
-            if (!(acc > s_floor)) {
-                status = 1;
-                break;
-            }
-            if (n == 0 || acc < s) {
-                s = acc;
-            }
-        }
-        if (status) {
+        /* m = Z wk and the divergence test */
+        if (fb_ld_margins(Z, wk, m, N, d, s_floor, &s)) {
+            status = 1;
             break;
         }
 

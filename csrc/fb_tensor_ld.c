@@ -22,7 +22,7 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
                     long long *fail_step)
 {
     long double *m, *q, *G, *beta, *g;
-    long long t, n, j, e, l, i, k = 0;
+    long long t, j, e, l, i, k = 0;
     int status = 0;
 
     if (Z == NULL || theta == NULL || fail_step == NULL || jidx == NULL || pos == NULL
@@ -58,7 +58,6 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
 
     for (t = step0; t < step0 + n_steps; ++t) {
         long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L;
-        const long double *z;
 
         /* beta = P(theta): the multilinear contraction, entries in index order */
         for (j = 0; j < d; ++j) {
@@ -71,22 +70,9 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
             }
             beta[jidx[e]] += prod;
         }
-        /* m = Z beta and the divergence test "min(m) > s_floor" (false for NaN too) */
-        for (n = 0, z = Z; n < N; ++n, z += d) {
-            long double acc = 0.0L;
-            for (j = 0; j < d; ++j) {
-                acc += z[j] * beta[j];
-            }
-            m[n] = acc;
-            if (!(acc > s_floor)) {
-                status = 1;
-                break;
-            }
-            if (n == 0 || acc < s) {
-                s = acc;
-            }
-        }
-        if (status) {
+        /* m = Z beta and the divergence test */
+        if (fb_ld_margins(Z, beta, m, N, d, s_floor, &s)) {
+            status = 1;
             break;
         }
         log_scale = fb_ld_weights_G(Z, m, q, G, N, d, s, loss, rule, &exp_log_scale, &total);
