@@ -10,13 +10,13 @@ import pytest
 from conftest import random_separable
 
 import fastbias as fb
-from fastbias.experiments import figure31
+from fastbias.experiments.soudry2018 import paper_lr
 
 
 @pytest.fixture(scope="module")
 def fig31_run():
-    run, X, y = figure31.run(steps=10**6)
-    return run
+    X, y = fb.datasets.soudry2018()
+    return fb.train(X, y, loss="exp", steps=10**6, lr=paper_lr(X), reference="svm")
 
 
 def test_figure31_converges_to_max_margin_direction(fig31_run):
@@ -78,7 +78,7 @@ def test_appendix_b_closed_form_small_steps():
 def test_extended_precision_matches_float64():
     pytest.importorskip("fastbias._cext")
     X, y = fb.datasets.soudry2018()
-    lr = figure31.paper_lr(X)
+    lr = paper_lr(X)
     a = fb.train(X, y, steps=1000, lr=lr)
     b = fb.train(X, y, steps=1000, lr=lr, precision="extended")
     assert b.history.iterates.dtype == np.longdouble

@@ -1,5 +1,5 @@
-"""Command line: ``fastbias demo`` (the main job), ``fastbias run DATA`` and
-``fastbias run --resume CHECKPOINT``."""
+"""Command line: ``fastbias demo`` (the main job), ``fastbias reproduce TARGET``,
+``fastbias run DATA`` and ``fastbias run --resume CHECKPOINT``."""
 
 from __future__ import annotations
 
@@ -63,23 +63,74 @@ def _print_run(run, out: Path, elapsed: float) -> None:
     )
 
 
-def _demo(args) -> int:
-    from .experiments import figure31
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+def _print_report(report) -> None:
+    if report.outcome.report:
+        print(report.outcome.report)
+        print()
+    ok, n = report.counts
+    print(f"{report.paper}: {report.title}")
+    print(report.table())
+    print()
+    documented = [c for c in report.claims if not c.expected]
+    for c in documented:
+        print(f"documented finding: {c.claim}: {c.note}")
     print(
-        f"fastbias demo: GD on the Soudry et al. (2018) Figure 3.1 data, exp loss, "
-        f"{args.steps:,} steps, {args.precision}, lr = 1/sigma_max(X)"
+        f"{ok}/{n} claims hold{' (reduced --quick settings)' if report.quick else ''}; "
+        f"{report.elapsed:.1f} s; wrote {', '.join(f.name for f in report.files)} in "
+        f"{report.out}"
     )
-    run, X, y = figure31.run(
-        steps=args.steps, precision=args.precision, progress=not args.no_progress
+
+
+def _reproduce(args) -> int:
+    from . import experiments
+
+    if args.list:
+        print(f"{'target':<22} {'full':>8} {'quick':>8}  experiment")
+        for t in experiments.list_targets():
+            times = f"{t.seconds_full:>7.0f}s {t.seconds_quick:>7.1f}s"
+            print(f"{t.name:<22} {times}  {t.paper}: {t.title}")
+        total = sum(t.seconds_full for t in experiments.list_targets())
+        print(f"{'all':<22} {total:>7.0f}s  (measured on a 2-core machine)")
+        return 0
+    if args.target is None:
+        raise ValueError("name a target (see fastbias reproduce --list) or 'all'")
+    common = {"quick": args.quick, "steps": args.steps, "jobs": args.jobs,
+              "progress": not args.no_progress}  # fmt: skip
+    try:
+        if args.target == "all":
+            out = args.out or "fastbias-out"
+            reports, index = experiments.reproduce_all(out=out, **common)
+            for rep in reports:
+                ok, n = rep.counts
+                print(f"{rep.target:<22} {ok:>3}/{n:<3} claims hold  {rep.elapsed:7.1f} s")
+            print(f"wrote {', '.join(str(p) for p in index)}")
+            failed = len(reports) < len(experiments.TARGETS)
+            return 1 if failed or not all(r.passed for r in reports) else 0
+        out = args.out or f"fastbias-out/{args.target}"
+        report = experiments.reproduce(args.target, out=out, **common)
+    except experiments.TargetInterrupted as exc:
+        print(f"fastbias: {exc}", file=sys.stderr)
+        return 130
+    _print_report(report)
+    return 0 if report.passed else 1
+
+
+def _demo(args) -> int:
+    from . import experiments
+
+    print(
+        f"fastbias demo (= fastbias reproduce soudry2018-fig3.1): GD on the Soudry et al. "
+        f"(2018) Figure 3.1 data, exp loss, {args.steps:,} steps, lr = 1/sigma_max(X)"
     )
-    _print_run(run, out, time.perf_counter() - t0)
-    csv = run.history.to_csv(out / "figure31_history.csv")
-    png = figure31.plot(run, X, y, out / "figure31.png")
-    print(f"wrote {png} and {csv}")
+    try:
+        report = experiments.reproduce(
+            "soudry2018-fig3.1", out=args.out, steps=args.steps,
+            progress=not args.no_progress,
+        )  # fmt: skip
+    except experiments.TargetInterrupted as exc:
+        print(f"fastbias: {exc}", file=sys.stderr)
+        return 130
+    _print_report(report)
     return 0
 
 
@@ -162,13 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastbias", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="GD on the Figure 3.1 data vs the exact SVM; writes PNG + CSV"
+        "demo",
+        help="GD on the Figure 3.1 data vs the exact SVM (= reproduce soudry2018-fig3.1)",
     )
     demo.add_argument("--steps", type=_steps, default=10**6)
-    demo.add_argument("--precision", choices=["float64", "extended"], default="float64")
     demo.add_argument("--out", default="fastbias-out", help="output folder (default fastbias-out)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
+
+    rep = sub.add_parser(
+        "reproduce",
+        help="run a paper's experiment end to end: figure, CSV and verdict of each claim",
+    )
+    rep.add_argument("target", nargs="?", help="a target of --list, or 'all'")
+    rep.add_argument("--list", action="store_true", help="list the targets and their run times")
+    rep.add_argument("--quick", action="store_true", help="reduced settings (what the tests run)")
+    rep.add_argument("--out", default=None, help="output folder (default fastbias-out/TARGET)")
+    rep.add_argument("--steps", type=_steps, default=None, help="override the main horizon")
+    rep.add_argument("--jobs", type=_steps, default=1, help="threads for independent runs")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rep.set_defaults(func=_reproduce)
 
     run = sub.add_parser("run", help="train on a data file (.npz with X, y or .csv, label last)")
     run.add_argument("data", nargs="?", help="data file (omit with --resume)")
@@ -202,3 +266,6 @@ def main(argv: list[str] | None = None) -> int:
     except (FastbiasError, ValueError, FileNotFoundError) as exc:
         print(f"fastbias: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fastbias: interrupted", file=sys.stderr)
+        return 130
