@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,19 +61,11 @@ class History:
         return len(self.columns["step"])
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the columns (one row per checkpoint) and the iterates ``w_0 .. w_{d-1}``."""
-        path = Path(path)
-        names = list(self.columns)
-        d = self.iterates.shape[1]
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(names + [f"w_{j}" for j in range(d)])
-            for i in range(len(self)):
-                row = [repr(int(self.columns["step"][i]))]
-                row += [repr(float(self.columns[c][i])) for c in names[1:]]
-                row += [repr(float(x)) for x in self.iterates[i]]
-                writer.writerow(row)
-        return path
+        """Write the columns (one row per checkpoint) and the iterates ``w_0 .. w_{d-1}``
+        (through pandas when it is installed; the same file without it)."""
+        from .._tidy import write_history_csv
+
+        return write_history_csv(self, path)
 
     def table(self, columns: list[str] | None = None, max_rows: int = 25) -> str:
         """A fixed-width text table of selected columns at up to ``max_rows`` checkpoints."""
@@ -92,6 +83,45 @@ class History:
                 cells.append(f"{int(v):>{width}d}" if c == "step" else f"{float(v):>{width}.5g}")
             lines.append(" ".join(cells))
         return "\n".join(lines)
+
+    # -- tidy views (pandas / xarray are optional extras, imported on use) --------------
+
+    def to_pandas(self, iterates: bool = False):
+        """A pandas DataFrame with one row per checkpoint and one column per history column
+        (``step``, ``loss``, ``log_loss``, ``norm``, ..., as listed in :func:`build_history`).
+
+        Parameters
+        ----------
+        iterates : bool
+            Also add the iterate entries as columns ``w_0 .. w_{d-1}`` (as in :meth:`to_csv`).
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        ImportError
+            Without pandas (``pip install "fastbias[pandas]"``).
+        """
+        from .._tidy import history_frame
+
+        return history_frame(self, iterates=iterates)
+
+    def to_xarray(self):
+        """An xarray Dataset indexed by ``step``: every column, the iterates on
+        ``(step, component)`` and, for networks, the per-neuron arrays of :attr:`arrays`
+        (``neuron_norms_l`` on ``(step, neuron_l)``, ``active_l`` on ``(step, sample,
+        neuron_l)``); the run's settings are the attributes.
+
+        Raises
+        ------
+        ImportError
+            Without xarray (``pip install "fastbias[xarray]"``).
+        """
+        from .._tidy import history_dataset
+
+        return history_dataset(self)
 
 
 def build_history(
@@ -332,6 +362,38 @@ class Run:
     def rates(self, t_min: int | None = None, t_max: int | None = None):
         """Fitted convergence rates (:func:`fastbias.diagnostics.fit_rates`)."""
         return fit_rates(self.history, t_min=t_min, t_max=t_max)
+
+    # -- tidy views (pandas / xarray are optional extras, imported on use) --------------
+
+    def to_pandas(self, iterates: bool = False, settings: bool = True):
+        """The history as a DataFrame (:meth:`History.to_pandas`), one row per checkpoint,
+        led by the run's scalar settings (``model``, ``loss_function`` (the setting ``loss``;
+        ``loss`` is the loss value), ``lr``, ``seed``, ``init_scale``, ...) and ``status`` as
+        constant columns when ``settings`` is true.
+
+        Raises
+        ------
+        ImportError
+            Without pandas (``pip install "fastbias[pandas]"``).
+        """
+        from .._tidy import run_frame
+
+        return run_frame(self, iterates=iterates, settings=settings)
+
+    def to_xarray(self):
+        """The history as an xarray Dataset (:meth:`History.to_xarray`) with the run's
+        settings and status as attributes.
+
+        Raises
+        ------
+        ImportError
+            Without xarray (``pip install "fastbias[xarray]"``).
+        """
+        from .._tidy import history_dataset, scalar_settings
+
+        return history_dataset(
+            self.history, {**scalar_settings(self.settings), "status": self.status}
+        )
 
     def __repr__(self) -> str:
         return (
