@@ -24,6 +24,27 @@ from .references import (
 
 __version__ = "0.1.0"
 
+# scikit-learn estimators, importable from the top level without importing scikit-learn
+# with fastbias (``pip install "fastbias[sklearn]"``)
+_LAZY = {
+    "GradientDescentClassifier": "sklearn",
+    "GradientDescentRegressor": "sklearn",
+    "MaxMarginClassifier": "sklearn",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'fastbias' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "train",
     "train_batch",
