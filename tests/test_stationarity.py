@@ -201,3 +201,73 @@ def test_certifies_a_trained_diagonal_network():
     np.testing.assert_array_equal(cert.active, l1.support)
     np.testing.assert_array_equal(cert.support, l1.certificate.support)
     assert stationarity(max_margin(X, y).coef, X, y, **loose).residual > 0.1
+
+
+# ----------------------------------------------------------------------------------------
+# stationary_point_near: the stationary point a GD direction approaches
+# ----------------------------------------------------------------------------------------
+
+
+def test_stationary_point_near_a_trained_diagonal_network():
+    """Theorem 2a's diagonal form (p = 2/3): normalized GD on a depth-3 diagonal network reaches
+    a 2-sparse stationary point; Newton from beta(T) finds it exactly (eq. 13 re-checked with
+    numpy: p |beta_k|^(p-1) sign(beta_k) = sum_n alpha_n y_n x_n[k] on the support)."""
+    import warnings
+
+    from fastbias.models import Diagonal
+
+    X, y = data(6, 8, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = fb.train(X, y, model=Diagonal(3), steps=10**5, lr=0.05, step_rule="normalized",
+                       reference=None)  # fmt: skip
+    p = 2 / 3
+    sp = fb.stationary_point_near(run.coef, X, y, norm="lp", p=p)
+    assert sp.start == -1 and sp.certificate.residual < 1e-12
+    b = sp.coef
+    m = y * (X @ b)
+    assert m.min() > 1 - 1e-12
+    act = sp.certificate.active
+    np.testing.assert_allclose(m[act], 1.0, atol=1e-12)
+    supp = np.flatnonzero(np.abs(b) > 1e-9 * np.abs(b).max())
+    assert supp.size < b.size  # sparse: a vertex-like stationary point
+    lhs = p * np.abs(b[supp]) ** (p - 1) * np.sign(b[supp])
+    rhs = (sp.certificate.alpha[:, None] * y[:, None] * X).sum(axis=0)[supp]
+    np.testing.assert_allclose(rhs, lhs, rtol=1e-10)
+    assert np.all(sp.certificate.alpha >= 0)
+    np.testing.assert_allclose(sp.objective, np.sum(np.abs(b) ** p) ** (1 / p), rtol=1e-12)
+    # beta(T) is that point up to the run's own resolution
+    assert fb.diagnostics.angle_gap(run.coef, b) < 1e-9
+
+
+def test_stationary_point_near_recovers_a_solver_point():
+    """A certified DFT-L_(2/3) stationary point from max_margin, perturbed by 1e-4, polishes
+    back onto itself."""
+    X, y = data(6, 8, 1)
+    sol = max_margin(X, y, norm="dft-lp", p=2 / 3)
+    for point in sol.stationary_points:
+        near = perturb(point.coef, seed=3, size=1e-5)
+        sp = fb.stationary_point_near(near, X, y, norm="dft-lp", p=2 / 3, tol=1e-3, zero_tol=1e-3)
+        # the solver's points are certified to 1e-8 (max_margin's tol for p < 1); Newton's
+        # point to rounding, so they agree to the solver's accuracy
+        scale = np.abs(point.coef).max()
+        np.testing.assert_allclose(sp.coef, point.coef, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(sp.objective, point.objective, rtol=1e-7)
+        assert sp.certificate.residual < 1e-12
+
+
+def test_stationary_point_near_errors():
+    X, y = data(6, 8, 0)
+    beta = max_margin(X, y).coef
+    with pytest.raises(ValueError, match="max_margin"):
+        fb.stationary_point_near(beta, X, y, norm="l2")
+    with pytest.raises(ValueError, match="separate"):
+        fb.stationary_point_near(-beta, X, y, norm="lp", p=0.5)
+    with pytest.raises(ValueError, match="p must be"):
+        fb.stationary_point_near(beta, X, y, norm="lp", p=1.5)
+    # the L2 SVM is not near a stationary point of the p = 1/2 problem: the one Newton finds
+    # on its (full) support and active set is far from it
+    with pytest.raises(fb.SolverError, match="max_move"):
+        fb.stationary_point_near(beta, X, y, norm="lp", p=0.5, tol=1e-6, zero_tol=1e-6)
+    with pytest.raises(ValueError, match="max_move"):
+        fb.stationary_point_near(beta, X, y, norm="lp", p=0.5, max_move=-1)

@@ -18,6 +18,7 @@ from .references import (
     predicted_limit,
     q_minimizer,
     stationarity,
+    stationary_point_near,
     tensor_singular_vectors,
     two_layer_limit_point,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "min_norm",
     "predicted_limit",
     "stationarity",
+    "stationary_point_near",
     "implicit_regularizer",
     "tensor_singular_vectors",
     "q_minimizer",

@@ -37,7 +37,7 @@ from .regularizer import (
     fc_regularizer,
     implicit_regularizer,
 )
-from .stationarity import stationarity
+from .stationarity import stationarity, stationary_point_near
 from .tensor_svd import (
     LimitDirection,
     TensorSingularVectors,
@@ -63,6 +63,7 @@ __all__ = [
     "max_margin_dft_l1",
     "max_margin_multiclass",
     "stationarity",
+    "stationary_point_near",
     "min_norm",
     "w_tilde",
     "h_L",

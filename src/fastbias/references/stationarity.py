@@ -34,9 +34,9 @@ from ._problem import (
     rank_check,
     transformed_problem,
 )
-from ._results import StationarityResult
+from ._results import StationarityResult, StationaryPoint
 
-__all__ = ["stationarity", "StationarityResult", "check_norm_p"]
+__all__ = ["stationarity", "stationary_point_near", "StationarityResult", "check_norm_p"]
 
 NORMS = ("l2", "l1", "dft-l1", "lp", "dft-lp", "transformed")
 
@@ -423,3 +423,119 @@ def stationarity(
         raise ValueError(f"norm={norm!r} cannot be certified from beta alone.")
     u = prob.from_beta(beta)
     return certify(prob, u, tol=tol, zero_tol=zero_tol)[0]
+
+
+def stationary_point_near(
+    beta: Any,
+    X: Any,
+    y: Any = None,
+    norm: str = "dft-lp",
+    p: float | None = None,
+    *,
+    S: Any = None,
+    tol: float = 1e-3,
+    zero_tol: float = 1e-3,
+    accept: float = 1e-9,
+    max_move: float = 1e-2,
+) -> StationaryPoint:
+    """The first-order stationary point that a direction approaches (p < 1: one of many).
+
+    Gunasekar et al. (2018) Theorem 2a: for p = 2/L < 1 the limit direction of GD is *a*
+    first-order stationary point of ``min ||beta_hat||_p s.t. y_n x_n^T beta >= 1`` (eq. 10),
+    not a global minimizer, and which one depends on the initialization; a solver's random
+    starts need not find it. Given a direction ``beta`` near such a point (e.g. ``beta(T)``
+    after a long GD run), this finds the point itself: ``beta`` is scaled to minimum margin 1;
+    its support (entries of the transformed vector above ``zero_tol`` times the largest) and
+    active set (margins within ``tol`` of 1) are fixed; Newton's method solves the KKT
+    equations restricted to them (eqs. 11 and 13: ``p |rho_k|^(p-1) e^(i phi_k) = sum_n alpha_n
+    y_n x_hat_n[k]`` on the support, margins 1 on the active set); the result is accepted only
+    if :func:`stationarity` certifies it (residual at most ``accept``) and it is feasible.
+
+    Parameters
+    ----------
+    beta : array_like of shape (d,)
+        A direction that separates the data (any positive scaling).
+    X, y : array_like
+        Data and binary labels, as for :func:`max_margin`.
+    norm : {"lp", "dft-lp", "l1", "dft-l1", "transformed"}
+        The problem, as for :func:`stationarity` (``"l2"`` has a unique solution: use
+        :func:`max_margin`).
+    p : float, optional
+        Exponent in (0, 1] (p = 2/L for a depth-L network).
+    S : array_like, optional
+        For ``"transformed"`` (Yun et al. Theorem 2).
+    tol, zero_tol : float
+        Active-set and support thresholds for reading ``beta``: choose them from how far the
+        run is from its limit (a direction resolved to 1e-6 needs much less than 1e-3).
+    accept : float
+        Largest certificate residual accepted for the polished point.
+    max_move : float
+        Largest distance accepted between the unit directions of ``beta`` and of the point
+        found (Newton's method may otherwise land on a far stationary point of the same
+        support and active set, which ``beta`` does not approach).
+
+    Returns
+    -------
+    StationaryPoint
+        ``coef`` scaled to minimum margin 1, ``objective`` ``||rho||_p``, the certificate
+        (``start = -1``: polished from a given direction).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or beta does not separate the data.
+    SolverError
+        Newton's method did not reach a certified feasible stationary point on beta's support
+        and active set (beta is not near one: run GD longer or loosen tol / zero_tol).
+    """
+    from fastbias.exceptions import SolverError
+
+    from . import _conic
+
+    X, y = check_X_y(X, y)
+    N, d = X.shape
+    beta = check_vector(beta, d, "beta")
+    norm, p = check_norm_p(norm, p)
+    if norm == "l2":
+        raise ValueError(
+            "norm='l2' is the convex SVM problem with one solution; use max_margin(X, y)."
+        )
+    tol = check_positive(tol, "tol")
+    zero_tol = check_positive(zero_tol, "zero_tol")
+    accept = check_positive(accept, "accept")
+    max_move = check_positive(max_move, "max_move")
+    if S is not None and norm != "transformed":
+        raise ValueError(f"S is only used with norm='transformed'; got norm={norm!r}.")
+    prob = build_problem(norm, p, y[:, None] * X, S)
+    if prob.from_beta is None:  # pragma: no cover - every builder provides it
+        raise ValueError(f"norm={norm!r} cannot be read from beta alone.")
+    cert0, u = certify(prob, prob.from_beta(beta), tol=tol, zero_tol=zero_tol)
+    mag = prob.group_norms(u) * prob.gscale
+    support = np.flatnonzero(mag > zero_tol * float(mag.max()))
+    pol = _conic.polish(prob, u, cert0.active, support)
+    if pol is None or not float((prob.G @ pol).min()) >= 1.0 - 1e-9:
+        raise SolverError(
+            f"Newton's method on the KKT equations of support {support.tolist()} and active set "
+            f"{cert0.active.tolist()} did not reach a feasible point near beta; beta is not "
+            "close enough to a stationary point (run longer, or loosen tol / zero_tol)."
+        )
+    cert, us = certify(prob, pol, tol=1e-9, zero_tol=1e-9)
+    if not cert.residual <= accept:
+        raise SolverError(
+            f"the point polished from beta has certificate residual {cert.residual:.2e} > "
+            f"accept={accept:.1e}: some multiplier is negative on beta's active set, so beta "
+            "is not near a stationary point with that active set."
+        )
+    obj = float(prob.objective(us))
+    coef = np.asarray(prob.to_beta(us), dtype=np.float64)
+    move = float(np.linalg.norm(coef / np.linalg.norm(coef) - beta / np.linalg.norm(beta)))
+    if not move <= max_move:
+        raise SolverError(
+            f"the stationary point on beta's support and active set is {move:.3g} away from "
+            f"beta's direction (> max_move={max_move:g}): beta does not approach it (run "
+            "longer, or pass a larger max_move if that point is wanted)."
+        )
+    return StationaryPoint(
+        coef=coef, objective=obj, margin=1.0 / obj, certificate=cert, start=-1,
+        rho=prob.to_rho(us),
+    )  # fmt: skip
