@@ -552,10 +552,11 @@ def theorem2a(ctx: Context) -> Outcome:
     max-margin direction (Theorem 2); for L >= 3, ``beta(T)`` passes the eqs. (11)-(13)
     certificate of the DFT-L_{2/L} problem (10), approaches a certified stationary point of it
     (``fastbias.stationary_point_near``) and the bias changes with depth (L = 2 vs 3). Finding
-    (no claim of the paper covers it): on this data the depth-4 and depth-5 limits are the same
-    3-sparse point of the spectrum (angle gap ~1e-7 between them) -- a point with as many
-    non-zero frequencies as active constraints can be stationary for every p < 1, so "the bias
-    changes with depth" need not show on a given data set at every depth.
+    (no claim of the paper covers it): on this data the depth-4 and depth-5 limits have the same
+    three non-zero frequencies (0 and the pair +-2) and nearly the same direction (angle gap
+    4e-7): with two active constraints on those three real degrees of freedom, p only moves the
+    stationary point along a one-dimensional family, so "the bias changes with depth" shows
+    only weakly between some depths on a given data set.
 
     Part 2 (Section 6, "convolutions with bounded width"): two-layer networks whose filter has k
     = 1, ..., d taps (``Convolutional(2, kernel_sizes=[k])``), ``10^6`` steps (``--quick``:
