@@ -43,6 +43,7 @@ with open(os.path.join(HERE, "fastbias.h"), encoding="utf-8") as fh:
 SOURCES = [
     _setuptools_path(os.path.join(HERE, "fb_linear.c")),
     _setuptools_path(os.path.join(HERE, "fb_linear_f64.c")),
+    _setuptools_path(os.path.join(HERE, "fb_deep_f64.c")),
     _setuptools_path(os.path.join(HERE, "fb_tensor_ld.c")),
 ]
 

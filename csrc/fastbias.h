@@ -39,3 +39,32 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
                     int rule, long long step0, long long n_steps, const long long *rec_steps,
                     long long K, long double *rec_theta, long double s_floor,
                     long long *fail_step);
+
+/* Deep linear models in float64 (csrc/fb_deep_f64.c): the same runs as the numba kernels of
+ * kernels/_numba_models.py (diagonal, fully connected), _numba_tensor.py and _numba_conv.py
+ * (full-width layers only) up to round-off, for the exponential and logistic losses (not the
+ * logistic loss with rule 2: -6). Return code 2: the parameters' norm passed 2^16 after step
+ * *fail_step - 1 (recorded); the caller continues from step *fail_step with the numba kernel,
+ * which carries theta = 2^e theta_s from there. Fully connected: L layers, dims[0] = d, layer
+ * l < L-1 is a dims[l] x dims[l+1] matrix at offsets[l], the last a vector. Tensor: nonzero e
+ * adds vals[e] prod_l theta[pos[e L + l]] to beta[jidx[e]]. Convolutional: ZF is the (d, N)
+ * matrix of the data's real Fourier rows (kernels/_fft.real_fourier_rows), spec (L, 2, d/2+1)
+ * the half spectra of the filters (computed from theta unless use_spec; kept between calls);
+ * theta (L d) receives the time-domain filters on return. */
+int fb_gd_diagonal_f64(const double *Z, double *theta, long long N, long long d, long long L,
+                       double lr, int loss, int rule, long long step0, long long n_steps,
+                       const long long *rec_steps, long long K, double *rec_theta,
+                       double s_floor, long long *fail_step);
+int fb_gd_fc_f64(const double *Z, double *theta, long long N, long long d, long long L,
+                 const long long *dims, const long long *offsets, double lr, int loss, int rule,
+                 long long step0, long long n_steps, const long long *rec_steps, long long K,
+                 double *rec_theta, double s_floor, long long *fail_step);
+int fb_gd_tensor_f64(const double *Z, double *theta, long long N, long long d, long long P,
+                     long long nnz, long long L, const long long *jidx, const long long *pos,
+                     const double *vals, double lr, int loss, int rule, long long step0,
+                     long long n_steps, const long long *rec_steps, long long K,
+                     double *rec_theta, double s_floor, long long *fail_step);
+int fb_gd_conv_f64(const double *ZF, double *theta, long long N, long long d, long long L,
+                   double *spec, int use_spec, double lr, int loss, int rule, long long step0,
+                   long long n_steps, const long long *rec_steps, long long K,
+                   double *rec_theta, double s_floor, long long *fail_step);

@@ -89,9 +89,13 @@ def test_margins_of_1e4_keep_moving():
     h = run.history
     big = h["min_margin"] > 1e4
     assert big.sum() >= 3
-    np.testing.assert_allclose(
-        h["log_loss"][big], -h["min_margin"][big], rtol=1e-6
-    )  # L ~ exp(-min margin)
+    # L = sum_n exp(-m_n), exactly (the trajectory of normalized steps is chaotic, so which
+    # samples share the minimum margin at a recorded step depends on round-off)
+    m = (X * y[:, None]) @ h.iterates[big].T
+    s = m.min(axis=0)
+    exact = -s + np.log(np.exp(-(m - s)).sum(axis=0))
+    np.testing.assert_allclose(h["log_loss"][big], exact, rtol=1e-10)
+    assert np.all(np.abs(exact + s) < np.log(15))  # and so L ~ exp(-min margin)
     moved = np.abs(np.diff(h.iterates[big] / h["norm"][big, None], axis=0)).max(axis=1)
     assert np.all(moved > 0)
 

@@ -28,7 +28,16 @@ except ImportError:  # the package was installed without a C compiler, or not bu
     ffi = None
     lib = None
 
-__all__ = ["available", "gd_linear_extended", "gd_linear_float64", "gd_tensor_extended"]
+__all__ = [
+    "available",
+    "gd_conv_float64",
+    "gd_diagonal_float64",
+    "gd_fc_float64",
+    "gd_linear_extended",
+    "gd_linear_float64",
+    "gd_tensor_extended",
+    "gd_tensor_float64",
+]
 
 # Return codes of the fb_ kernels, see csrc/fastbias.h.
 _C_OK = 0
@@ -378,3 +387,103 @@ def gd_tensor_extended(
         fail,
     )  # fmt: skip
     return _translate(code, int(fail[0]), "fb_gd_tensor_ld")
+
+
+# ---- deep linear models in float64 (csrc/fb_deep_f64.c) ------------------------------------
+# Return code 2 of these kernels: the parameters' norm passed 2**16; the caller goes on with
+# the numba kernel from step ``fail_step`` (kernels._deep does).
+STATUS_HANDOVER = 2
+
+
+def _deep_call(name: str, *args: Any) -> tuple[int, int]:
+    c = _require_lib()
+    fail = ffi.new("long long *")
+    code = getattr(c, name)(*args, fail)
+    if code == STATUS_HANDOVER:
+        return STATUS_HANDOVER, int(fail[0])
+    if code == -6:
+        raise ValueError(f"{name}: the logistic loss with the loss-scaled rule is not in C.")
+    return _translate(code, int(fail[0]), name)
+
+
+def _f64_ptr(name: str, a: Any, shape: tuple[int, ...], writeable: bool) -> Any:
+    _check_ld(name, a, shape, writeable, dtype=np.float64)
+    return ffi.cast("double *", a.ctypes.data)
+
+
+def _i64_ptr(name: str, a: Any, shape: tuple[int, ...]) -> Any:
+    _check_ld(name, a, shape, False, dtype=np.int64)
+    return ffi.cast("long long *", a.ctypes.data)
+
+
+def _run_args(theta, rec_steps, rec_theta):
+    K = _check_rec_steps(rec_steps)
+    P = theta.shape[0] if isinstance(theta, np.ndarray) else 0
+    return (
+        _f64_ptr("theta", theta, (P,), True),
+        K,
+        _f64_ptr("rec_theta", rec_theta, (K, P), True),
+        ffi.cast("long long *", rec_steps.ctypes.data),
+    )
+
+
+def gd_diagonal_float64(Z, theta, depth, lr, loss, rule, step0, n_steps, rec_steps, rec_theta,
+                        s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a depth-``depth`` diagonal network in float64 (``fb_gd_diagonal_f64``).
+
+    The run of ``_numba_models.gd_diagonal`` with ``scale = 0`` and no compensation, up to
+    round-off; exp or logistic loss (not logistic with rule 2). Returns ``(status, step)``
+    with status 0, 1 (diverged at ``step``) or 2 (:data:`STATUS_HANDOVER`: continue with the
+    numba kernel from ``step``).
+    """
+    N, d = Z.shape
+    th, K, rec, rs = _run_args(theta, rec_steps, rec_theta)
+    return _deep_call(
+        "fb_gd_diagonal_f64", _f64_ptr("Z", Z, (N, d), False), th, N, d, int(depth),
+        float(lr), int(loss), int(rule), int(step0), int(n_steps), rs, K, rec, float(s_floor),
+    )  # fmt: skip
+
+
+def gd_fc_float64(Z, theta, dims, offsets, lr, loss, rule, step0, n_steps, rec_steps,
+                  rec_theta, s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a fully connected linear network in float64 (``fb_gd_fc_f64``); the run of
+    ``_numba_models.gd_fully_connected`` as :func:`gd_diagonal_float64` is of its kernel."""
+    N, d = Z.shape
+    L = dims.shape[0]
+    th, K, rec, rs = _run_args(theta, rec_steps, rec_theta)
+    return _deep_call(
+        "fb_gd_fc_f64", _f64_ptr("Z", Z, (N, d), False), th, N, d, L,
+        _i64_ptr("dims", dims, (L,)), _i64_ptr("offsets", offsets, (L,)), float(lr), int(loss),
+        int(rule), int(step0), int(n_steps), rs, K, rec, float(s_floor),
+    )  # fmt: skip
+
+
+def gd_tensor_float64(Z, theta, jidx, pos, vals, lr, loss, rule, step0, n_steps, rec_steps,
+                      rec_theta, s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a linear tensor network in float64 (``fb_gd_tensor_f64``); ``pos`` (nnz, L)
+    holds positions in ``theta``. The run of ``_numba_tensor.gd_tensor`` as
+    :func:`gd_diagonal_float64` is of its kernel."""
+    N, d = Z.shape
+    nnz, L = pos.shape
+    th, K, rec, rs = _run_args(theta, rec_steps, rec_theta)
+    return _deep_call(
+        "fb_gd_tensor_f64", _f64_ptr("Z", Z, (N, d), False), th, N, d, theta.shape[0], nnz,
+        L, _i64_ptr("jidx", jidx, (nnz,)), _i64_ptr("pos", pos, (nnz, L)),
+        _f64_ptr("vals", vals, (nnz,), False), float(lr), int(loss), int(rule), int(step0),
+        int(n_steps), rs, K, rec, float(s_floor),
+    )  # fmt: skip
+
+
+def gd_conv_float64(ZF, theta, depth, spec, use_spec, lr, loss, rule, step0, n_steps,
+                    rec_steps, rec_theta, s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a full-width circular convolutional network in the Fourier domain, float64
+    (``fb_gd_conv_f64``): ``ZF`` (d, N) from ``_fft.real_fourier_rows``, ``spec``
+    (depth, 2, d // 2 + 1) the filters' half spectra (read if ``use_spec``, kept). The run
+    of ``_numba_conv.gd_convolutional`` as :func:`gd_diagonal_float64` is of its kernel."""
+    d, N = ZF.shape
+    th, K, rec, rs = _run_args(theta, rec_steps, rec_theta)
+    return _deep_call(
+        "fb_gd_conv_f64", _f64_ptr("ZF", ZF, (d, N), False), th, N, d, int(depth),
+        _f64_ptr("spec", spec, (int(depth), 2, d // 2 + 1), True), int(bool(use_spec)),
+        float(lr), int(loss), int(rule), int(step0), int(n_steps), rs, K, rec, float(s_floor),
+    )  # fmt: skip

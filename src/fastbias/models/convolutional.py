@@ -253,8 +253,8 @@ class Convolutional(Model):
                 f"{precision!r}."
             )
         compensated = precision == "compensated"
+        from ..kernels._deep import gd_convolutional
         from ..kernels._fft import real_fourier_rows
-        from ..kernels._numba_conv import gd_convolutional
 
         Zc = np.ascontiguousarray(Z, dtype=np.float64)
         tc = np.ascontiguousarray(targets, dtype=np.float64)

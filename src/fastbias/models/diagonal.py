@@ -50,7 +50,7 @@ class Diagonal(Model):
             from .tensor import Tensor
 
             return Tensor.diagonal(Z.shape[1], self.depth).extended_runner(Z, loss)
-        from ..kernels._numba_models import gd_diagonal
+        from ..kernels._deep import gd_diagonal
 
         return generic_runner(
             gd_diagonal, Z, targets, loss, (self.depth,), compensated=precision == "compensated"

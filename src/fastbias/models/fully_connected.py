@@ -84,7 +84,7 @@ class FullyConnected(Model):
             from .tensor import Tensor
 
             return Tensor.fully_connected(Z.shape[1], self.widths).extended_runner(Z, loss)
-        from ..kernels._numba_models import gd_fully_connected
+        from ..kernels._deep import gd_fully_connected
 
         dims = self.dims(Z.shape[1])
         sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]

@@ -393,7 +393,7 @@ class Tensor(Model):
                 "Tensor models run in float64, compensated or extended precision; got "
                 f"{precision!r}."
             )
-        from ..kernels._numba_tensor import gd_tensor
+        from ..kernels._deep import gd_tensor
 
         extra = (self.j_idx, self.multi_idx, self.values, self.offsets)
         return generic_runner(
