@@ -600,7 +600,7 @@ def figure41(ctx: Context) -> Outcome:
             note=f"angle gaps at T: Adam {gap_T:.3g}, GD (eta/N) {gaps['gd']:.3g}, GDMO (eta/N) "
             f"{gaps['gdmo']:.3g}, GD (summed) {gaps['gd_sum']:.3g}, AdaGrad {gaps['adagrad']:.3g}."
             " Adam reaches w_hat's neighbourhood in ~1e4 steps and stalls there, closer than "
-            "GD gets in 2e6 steps.",
+            f"GD gets in {T:.3g} steps.",
         ),
         C.at_most(
             f"Adam past t = {t_h:.0e} is GD with step lr/eps",
