@@ -1138,7 +1138,8 @@ def appendixB(ctx: Context) -> Outcome:
         else:
             corr = expansion
             b_tol = corr + 2 * k * delta / span
-            law = f"{col.replace('_', ' ')} ~ c / log^{b:g} t"
+            power = "" if b == 1 else f"^{b:g}"
+            law = f"{col.replace('_', ' ')} ~ c / log{power} t"
         claims.append(
             C.close(
                 f"{law}: fitted exponent (eq. {eq} tight)",
