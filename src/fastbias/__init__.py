@@ -8,7 +8,17 @@ them together (:mod:`fastbias.diagnostics`).
 
 from . import analysis, datasets, diagnostics, losses, models, references
 from .exceptions import DivergenceError, FastbiasError, NotSeparableError, SolverError
-from .optim import History, Run, flow, resume, train, train_batch, train_multiclass
+from .optim import (
+    History,
+    Run,
+    flow,
+    resume,
+    resume_softmax_network,
+    train,
+    train_batch,
+    train_multiclass,
+    train_softmax_network,
+)
 from .references import (
     MarginSolution,
     MaxMarginSolution,
@@ -52,6 +62,8 @@ __all__ = [
     "resume",
     "flow",
     "train_multiclass",
+    "train_softmax_network",
+    "resume_softmax_network",
     "max_margin",
     "min_norm",
     "predicted_limit",

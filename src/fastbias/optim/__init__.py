@@ -5,6 +5,7 @@ from .flow import FlowHistory, flow
 from .gd import resume, train
 from .history import History, Run, checkpoint_steps
 from .optimizers import OPTIMIZERS, MulticlassRun, make_optimizer_runner, train_multiclass
+from .softmax_net import SoftmaxNetworkRun, resume_softmax_network, train_softmax_network
 
 __all__ = [
     "train",
@@ -13,6 +14,9 @@ __all__ = [
     "flow",
     "train_multiclass",
     "MulticlassRun",
+    "train_softmax_network",
+    "resume_softmax_network",
+    "SoftmaxNetworkRun",
     "OPTIMIZERS",
     "make_optimizer_runner",
     "History",
