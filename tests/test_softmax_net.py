@@ -241,3 +241,18 @@ def test_bad_labels():
         fb.train_softmax_network(X, [0, 1, 0])
     with pytest.raises(ValueError, match="NaN"):
         fb.train_softmax_network(X, [0.0, 1.0, np.nan, 0.0])
+
+
+def test_digits_split_is_seeded_and_names_the_extra(monkeypatch):
+    from fastbias.experiments.soudry2018_table1 import digits_split
+
+    Xt, yt, Xv, yv = digits_split(seed=0)
+    assert Xt.shape == (1198, 64) and Xv.shape == (599, 64)
+    assert set(yt) == set(yv) == set(range(10))
+    assert Xt.min() == 0.0 and Xt.max() == 1.0
+    again = digits_split(seed=0)
+    assert np.array_equal(again[0], Xt) and np.array_equal(again[3], yv)
+    assert not np.array_equal(digits_split(seed=1)[3], yv)
+    monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"fastbias\[reproduce\]"):
+        digits_split()
