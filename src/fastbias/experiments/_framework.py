@@ -244,7 +244,7 @@ class Report:
     @property
     def counts(self) -> tuple[int, int]:
         """(claims that hold, claims in all)."""
-        return sum(c.passed for c in self.claims), len(self.claims)
+        return int(sum(bool(c.passed) for c in self.claims)), len(self.claims)
 
     def table(self) -> str:
         """The verdict table: claim, theory, measured, tolerance, verdict."""
