@@ -148,15 +148,12 @@ def test_against_cvxpy_and_independent_kkt(n, d):
     assert sol.margin == pytest.approx(1.0 / np.linalg.norm(sol.coef), rel=1e-15)
 
 
-def test_large_problem_is_fast():
-    import time
-
+def test_large_problem_is_solved_exactly():
+    # (its time is measured in bench/bench_references.py, not asserted here)
     X, y = random_separable(2000, 200, seed=7)
-    t0 = time.perf_counter()
     sol = max_margin(X, y)
-    elapsed = time.perf_counter() - t0
     assert sol.kkt_residual <= 1e-10
-    assert elapsed < 2.0  # typically ~0.3 s
+    assert np.min(y * (X @ sol.coef)) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_min_norm_dual_when_least_squares_dual_is_negative():
