@@ -184,6 +184,37 @@ class Context:
     def checkpoints(self) -> Path:
         return self.out / "checkpoints"
 
+    def checkpointed(
+        self,
+        key: str,
+        digest: str,
+        start: Callable[[Path], Any],
+        resume: Callable[[Path], Any],
+    ):
+        """A long run checkpointed at ``out/checkpoints/<key>-<digest>.ckpt``.
+
+        ``resume(path)`` continues it when that file exists (an unreadable file is removed
+        and the run starts over); otherwise ``start(path)`` runs it with checkpoints written
+        there. A result whose ``status`` is ``"interrupted"`` (Ctrl-C; the checkpoint is
+        written) raises :class:`TargetInterrupted`.
+        """
+        import fastbias as fb
+
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoints / f"{key}-{digest}.ckpt"
+        run = None
+        if self.resume and path.exists():
+            try:
+                run = resume(path)
+            except (ValueError, OSError, fb.FastbiasError):
+                path.unlink(missing_ok=True)  # unreadable or from another version: start over
+                run = None
+        if run is None:
+            run = start(path)
+        if getattr(run, "status", None) == "interrupted":
+            raise TargetInterrupted(self.name, self.checkpoints)
+        return run
+
     def train(self, key: str, X, y=None, **kwargs: Any):
         """:func:`fastbias.train`, checkpointed under ``out/checkpoints`` and resumed from there.
 
@@ -195,23 +226,14 @@ class Context:
 
         X = np.asarray(X)
         y_arr = None if y is None else np.asarray(y)
-        digest = _key_digest(X, y_arr, sorted(kwargs.items()))
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoints / f"{key}-{digest}.ckpt"
-        run = None
-        if self.resume and path.exists():
-            try:
-                run = fb.resume(path, progress=self.progress)
-            except (ValueError, OSError, fb.FastbiasError):
-                path.unlink(missing_ok=True)  # unreadable or from another version: start over
-                run = None
-        if run is None:
-            run = fb.train(
+        return self.checkpointed(
+            key,
+            _key_digest(X, y_arr, sorted(kwargs.items())),
+            start=lambda path: fb.train(
                 X, y, checkpoint=path, checkpoint_every=30.0, progress=self.progress, **kwargs
-            )
-        if run.status == "interrupted":
-            raise TargetInterrupted(self.name, self.checkpoints)
-        return run
+            ),  # fmt: skip
+            resume=lambda path: fb.resume(path, progress=self.progress),
+        )
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """``[fn(item) for item in items]`` on ``jobs`` threads (order kept)."""

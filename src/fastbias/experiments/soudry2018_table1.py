@@ -18,7 +18,7 @@ from ..optim.softmax_net import (
     train_softmax_network,
 )
 from . import claims as C
-from ._framework import Context, Outcome, TargetInterrupted, _key_digest, target
+from ._framework import Context, Outcome, _key_digest, target
 from ._plotting import figure, loglog_guide, save
 
 PAPER = "Soudry et al. (2018)"
@@ -57,21 +57,14 @@ def _train(ctx: Context, key: str, X, y, **kwargs: Any) -> SoftmaxNetworkRun:
     val = kwargs.get("validation")
     digest = _key_digest(X, y, *(val or ()), sorted((k, v) for k, v in kwargs.items()
                                                    if k != "validation"))  # fmt: skip
-    ctx.checkpoints.mkdir(parents=True, exist_ok=True)
-    path = ctx.checkpoints / f"{key}-{digest}.ckpt"
-    run = None
-    if ctx.resume and path.exists():
-        try:
-            run = resume_softmax_network(path, progress=ctx.progress)
-        except (ValueError, OSError):
-            path.unlink(missing_ok=True)  # unreadable or from another version: start over
-    if run is None:
-        run = train_softmax_network(
+    return ctx.checkpointed(
+        key,
+        digest,
+        start=lambda path: train_softmax_network(
             X, y, checkpoint=path, checkpoint_every=30.0, progress=ctx.progress, **kwargs
-        )
-    if run.status == "interrupted":
-        raise TargetInterrupted(ctx.name, ctx.checkpoints)
-    return run
+        ),
+        resume=lambda path: resume_softmax_network(path, progress=ctx.progress),
+    )
 
 
 def _at(steps: np.ndarray, t: float) -> int:
