@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import gunasekar2018, soudry2018, soudry2018_table1, vardi2022  # noqa: F401
+from . import gunasekar2018, soudry2018, soudry2018_table1, vardi2022, yun2021  # noqa: F401
 from ._framework import TARGETS, Context, Outcome, Report, Target, TargetInterrupted, run_target
 from ._index import write_index
 from .claims import Claim
