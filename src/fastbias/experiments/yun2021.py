@@ -15,6 +15,7 @@ Targets:
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,17 +125,17 @@ def _angle_deg(beta: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 
 def _fig1_run(spec: tuple) -> dict[str, Any]:
-    """One (architecture, direction, scale) of the regression experiment: GD at eta to 10 T
-    (trajectory up to T), GD at eta/2 to 20 T, gradient flow to rest, Theorem 6."""
-    arch, j, z, alpha, T, lr, sched = spec
+    """One (architecture, direction, scale) of the regression experiment: GD at eta to ext T
+    (trajectory up to T), GD at eta/2 to 2 ext T, gradient flow to rest, Theorem 6."""
+    arch, j, z, alpha, T, ext, lr, sched = spec
     model = section6_models()[arch]
     init = section6_init(arch, z)
     kw = dict(model=model, loss="squared", init=init, init_scale=alpha)
-    gd = fb.train(X_REG, Y_REG, steps=10 * T, lr=lr, record=sched, **kw)
+    gd = fb.train(X_REG, Y_REG, steps=ext * T, lr=lr, record=sched, **kw)
     steps = np.asarray(gd.history["step"])
     betas = np.asarray(gd.history.iterates, dtype=np.float64)  # beta(t) rows
     at_T = int(np.flatnonzero(steps == T)[0])
-    half = fb.train(X_REG, Y_REG, steps=20 * T, lr=lr / 2, record=[20 * T], **kw)
+    half = fb.train(X_REG, Y_REG, steps=2 * ext * T, lr=lr / 2, record=[2 * ext * T], **kw)
     rtol = 1e-10
     flow = fb.flow(X_REG, Y_REG, t_max=1e4, rtol=rtol, atol=1e-14, record=[1e4], **kw)
     pred = fb.predicted_limit(model, X_REG, Y_REG, loss="squared", init=init, init_scale=alpha)
@@ -155,7 +156,7 @@ def _fig1_run(spec: tuple) -> dict[str, Any]:
         "steps": np.r_[0, steps[: at_T + 1]],
         "traj": np.vstack([alpha**2 * z, betas[: at_T + 1]]),
         "beta_T": betas[at_T],
-        "beta_10T": betas[-1],
+        "beta_ext": betas[-1],
         "beta_half": half.coef,
         "loss_T": float(np.asarray(gd.history["loss"])[at_T]),
         "flow": flow.coef,
@@ -218,7 +219,8 @@ def figure1(ctx: Context) -> Outcome:
     step ends at ``O(eta)`` from the flow's limit: its deviation is estimated by Richardson's
     rule from GD at ``eta`` and ``eta/2`` (``err(eta) ~ 2 |beta_eta - beta_{eta/2}|``; the
     tolerance is 2.5x that, the 0.5 for the second-order remainder, ``O(eta lambda_max)``
-    ~ 0.1 here), plus the distance GD still moves after ``T`` (``|beta(T) - beta(10 T)|``).
+    ~ 0.1 here), plus the distance GD still moves after ``T`` (``|beta(T) - beta(10 T)|``;
+    ``4 T`` in ``--quick``, the Richardson run then to ``8 T`` instead of ``20 T``).
     "T is large enough" is checked as ``|beta(T) - beta(10 T)| <= 1e-3`` (a tenth of a
     percent of the figure's unit scale: no visible motion after T). The alpha -> 0 limits:
     Theorem 6's offset from the min-norm point shrinks like ``alpha^p`` with
@@ -227,16 +229,17 @@ def figure1(ctx: Context) -> Outcome:
     exponent is measured on Theorem 6 between alpha = 1e-6 and 1e-4.
     """
     T = ctx.horizon(5000, 5000)
+    ext = ctx.pick(10, 4)  # GD continues to ext T (and to 2 ext T at eta/2)
     lr = 1e-3
     Z = initial_directions()
     models = section6_models()
     sched = np.unique(
-        np.r_[np.rint(np.geomspace(1, T, 160)), np.linspace(1, T, 120).round(), 10 * T].astype(
+        np.r_[np.rint(np.geomspace(1, T, 160)), np.linspace(1, T, 120).round(), ext * T].astype(
             np.int64
         )
     )
     specs = [
-        (arch, j, Z[j], alpha, T, lr, sched)
+        (arch, j, Z[j], alpha, T, ext, lr, sched)
         for arch in ARCHS
         for alpha in ALPHAS
         for j in range(len(Z))
@@ -270,14 +273,14 @@ def figure1(ctx: Context) -> Outcome:
     sweep = np.geomspace(1e-6, 1.0, 25)
     for arch in ARCHS:
         rs = [by[arch, a, j] for a in ALPHAS for j in range(len(Z))]
-        move = max(float(np.linalg.norm(r["beta_T"] - r["beta_10T"])) for r in rs)
+        move = max(float(np.linalg.norm(r["beta_T"] - r["beta_ext"])) for r in rs)
         claims.append(
             C.at_most(
                 f"{arch}: T = {T} is large enough (no motion after T)",
                 f"{PAPER}, Section 6",
                 1e-3,
                 move,
-                note=f"max over z_j, alpha of |beta(T) - beta(10 T)|; loss at T between "
+                note=f"max over z_j, alpha of |beta(T) - beta({ext} T)|; loss at T between "
                 f"{min(r['loss_T'] for r in rs):.2g} and {max(r['loss_T'] for r in rs):.2g}",
             )
         )
@@ -298,8 +301,8 @@ def figure1(ctx: Context) -> Outcome:
         dists = np.array([np.linalg.norm(r["beta_T"] - r["pred"]) for r in rs])
         tols = np.array(
             [
-                np.linalg.norm(r["beta_T"] - r["beta_10T"])
-                + 2.5 * np.linalg.norm(r["beta_10T"] - r["beta_half"])
+                np.linalg.norm(r["beta_T"] - r["beta_ext"])
+                + 2.5 * np.linalg.norm(r["beta_ext"] - r["beta_half"])
                 for r in rs
             ]
         )
@@ -314,7 +317,7 @@ def figure1(ctx: Context) -> Outcome:
                 f"per run <= O(eta) bound (max {tols.max():.3g})",
                 value=float(dists.max()),
                 note=f"|beta_GD(T) - fb.predicted_limit| over z_j, alpha; worst ratio "
-                f"{dists[worst] / tols[worst]:.2f} of its bound |beta(T) - beta(10T)| + "
+                f"{dists[worst] / tols[worst]:.2f} of its bound |beta(T) - beta({ext}T)| + "
                 f"2.5 |beta_eta - beta_eta/2| (Richardson). Prediction: {rs[0]['theorem']}",
             )
         )
@@ -393,8 +396,8 @@ def figure1(ctx: Context) -> Outcome:
             "loss_T",
             "gd_T_0",
             "gd_T_1",
-            "gd_10T_0",
-            "gd_10T_1",
+            "gd_ext_0",
+            "gd_ext_1",
             "gd_half_0",
             "gd_half_1",
             "flow_0",
@@ -426,7 +429,7 @@ def figure1(ctx: Context) -> Outcome:
         }
         for key, vec in (
             ("gd_T", r["beta_T"]),
-            ("gd_10T", r["beta_10T"]),
+            ("gd_ext", r["beta_ext"]),
             ("gd_half", r["beta_half"]),
             ("flow", r["flow"]),
             ("theorem6", r["pred"]),
@@ -469,7 +472,8 @@ def figure1(ctx: Context) -> Outcome:
             "init": "v1_bar = 2 * identity, v2_bar = z_j / 2 (section6_init)",
             "lr": lr,
             "steps": T,
-            "richardson": {"lr": lr / 2, "steps": 20 * T},
+            "richardson": {"lr": lr / 2, "steps": 2 * ext * T},
+            "extension_steps": ext * T,
             "flow": {"rtol": 1e-10, "atol": 1e-14, "t_max": 1e4},
         },
         report="\n".join(report_lines),
@@ -574,7 +578,7 @@ def plot_figure1(outcome: Outcome, out: Path) -> list[Path]:
         ax.set_title(f"{NAMES[arch]}: distance to the {pts['name'][k]} point", fontsize=10)
         ax.set_xlabel("alpha")
         ax.set_ylabel("|beta_inf(alpha) - beta_min|")
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(
         f"{PAPER}, Theorem 6: the limit point tends to the min-norm point as alpha -> 0",
@@ -966,7 +970,7 @@ def plot_figure3(outcome: Outcome, out: Path) -> list[Path]:
         ax.set_title(f"{NAMES[arch]}: angle to the predicted direction", fontsize=10)
         ax.set_xlabel("log t  (t = eta k; solid GD to T, dashed gradient flow)")
         ax.set_ylabel("angle (degrees)")
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     fig.legend(
         handles, labels, loc="lower center", ncol=5, fontsize=9, bbox_to_anchor=(0.5, -0.015)
@@ -1015,12 +1019,25 @@ def _flow_and_gd(spec: tuple) -> dict[str, Any]:
         "gd_tol": np.nan,
     }
     if lr is not None:
-        gd = fb.train(X, y, steps=2 * T, lr=lr, record=[T, 2 * T], **kw)
-        half = fb.train(X, y, steps=4 * T, lr=lr / 2, record=[4 * T], **kw)
-        b_T, b_2T = (np.asarray(r, dtype=np.float64) for r in gd.history.iterates)
-        out["gd_dist"] = float(np.abs(b_T - pred).max())
-        out["gd_tol"] = float(np.abs(b_T - b_2T).max() + 2.5 * np.abs(b_2T - half.coef).max())
+        gd = fb.train(X, y, steps=3 * T, lr=lr, record=[T, 2 * T, 3 * T], **kw)
+        half = fb.train(X, y, steps=6 * T, lr=lr / 2, record=[6 * T], **kw)
+        b_T, b_2T, b_3T = (np.asarray(r, dtype=np.float64) for r in gd.history.iterates)
+        out["gd_dist"] = float(np.abs(b_3T - pred).max())
+        out["gd_tol"] = _tail(b_T, b_2T, b_3T) + 2.5 * float(np.abs(b_3T - half.coef).max())
     return out
+
+
+def _tail(b1: np.ndarray, b2: np.ndarray, b3: np.ndarray) -> float:
+    """How far GD still moves after ``b3 = beta(3T)``, from ``beta(T), beta(2T), beta(3T)``:
+    the geometric tail ``|b2 - b3| q / (1 - q)`` with ``q = |b2 - b3| / |b1 - b2|`` (linear
+    convergence near the limit); ``inf`` when the run is not contracting yet (``q >= 1``).
+    Differences at round-off level (``1e-13 max|beta|``) count as converged."""
+    noise = 1e-13 * max(1.0, float(np.abs(b3).max()))
+    d12, d23 = float(np.abs(b1 - b2).max()), float(np.abs(b2 - b3).max())
+    if d23 <= noise:
+        return noise
+    q = d23 / d12
+    return d23 * q / (1.0 - q) if q < 1.0 else float("inf")
 
 
 def _draw_theorem6_init(model: Any, x: np.ndarray, rng: np.random.Generator) -> list:
@@ -1088,8 +1105,10 @@ def theorem6(ctx: Context) -> Outcome:
     The theorems are about gradient flow on ``1/2 sum (f(x_i) - y_i)^2``; each case is checked
     (a) with the package's flow integrator run to rest (rtol 1e-10), whose limit must match the
     closed form to the integrator's global error bound (accepted steps x rtol x max|beta|),
-    and (b) with GD at a fixed step: ``beta(T)`` must match to ``|beta(T) - beta(2T)|`` +
-    2.5 x Richardson's ``O(eta)`` estimate ``|beta_eta - beta_{eta/2}|`` (as in yun2021-fig1).
+    and (b) with GD at a fixed step: ``beta(3T)`` must match to the distance GD still moves
+    after 3T (the geometric tail from ``beta(T), beta(2T), beta(3T)``, see :func:`_tail`) +
+    2.5 x Richardson's ``O(eta)`` estimate ``|beta_eta(3T) - beta_{eta/2}(6T)|`` (as in
+    yun2021-fig1).
     The paper gives no experiment here; the problems are chosen small and underdetermined:
 
     - Theorem 6: one point ``x`` in R^5 (seeded Gaussian), ``y = 1``; fully connected (hidden
@@ -1097,12 +1116,16 @@ def theorem6(ctx: Context) -> Outcome:
       (not orthogonally decomposable: Theorem 6 is the only result covering it); Gaussian
       initial directions (second layer at half scale) redrawn until Theorem 6's
       ``lambda > 0``; alpha in {0.1, 0.5, 1, 2}; GD eta = 1e-3, T = 2e4. The limit layers
-      ``v_1, v_2`` are compared as well as ``beta``.
+      ``v_1, v_2`` are compared as well as ``beta``. (The package warns that the length-2
+      filters fail its data-free sufficient condition of Corollary 4; Theorem 6's condition
+      for this x holds, and that warning is silenced.)
     - Corollary 5: a diagonal network of depth 2 and 3 on 3 points in R^6 from
       ``w_l(0) = alpha w_bar`` (l < L), ``w_L(0) = 0``, two random ``w_bar``; alpha in
       {0.25, 0.5, 1, 2}; GD eta = 5e-4, T = 1e5.
     - Corollary 6: a full-length convolutional network of depth 2 and 3 on 2 even points in
-      R^5, even ``w_bar``. The corollary as printed minimizes ``Q(F z)``; Theorem 5 with
+      R^5, two even ``w_bar`` (``[F w_bar]_j != 0``), alpha in {0.5, 1} (GD eta = 5e-4,
+      T = 1e5; at alpha = 2 the depth-3 network needs eta < 1e-5, at 0.25 GD has not
+      arrived by T). The corollary as printed minimizes ``Q(F z)``; Theorem 5 with
       ``S = d^{(L-1)/2} F`` (Appendix D.3) gives ``Q(F z / d^{(L-1)/2})``, which is what
       gradient flow reaches (the package's README records this printed constant). The printed
       form is a documented failing claim: its minimizer misses the flow's limit by far more
@@ -1110,7 +1133,8 @@ def theorem6(ctx: Context) -> Outcome:
     - Corollary 7: deep matrix sensing (depth 2 and 3) with two commuting symmetric 3x3
       sensors, ``W_l(0) = alpha I``, ``W_L(0) = 0``, run as a linear tensor network on
       ``vec(A)`` (:func:`matrix_sensing_model`); the loss ``1/2 sum r^2`` instead of eq. 13's
-      ``sum r^2`` only rescales time.
+      ``sum r^2`` only rescales time; alpha in {0.5, 1}, GD eta = 2e-3, T = 1e5 (from
+      ``W_L(0) = 0`` at alpha = 0.5 the depth-3 product needs t ~ 500 to settle).
     - Remark 4 (diagonal, Corollary 5's problem): as alpha -> inf the limit tends to the
       weighted min-L2 interpolant (weights ``w_bar^{2L-2}``) with distance ~ alpha^{-2L}
       (``H_L(t) = t^2/2 + O(t^4)``), as alpha -> 0 to the weighted min-L1 one (weights
@@ -1197,7 +1221,7 @@ def theorem6(ctx: Context) -> Outcome:
     w6 = [_even(rng.standard_normal(5)) + np.array([2.0, 0, 0, 0, 0]) for _ in range(2)]
     F = np.fft.fft(np.eye(5)) / np.sqrt(5)
     printed: list[tuple[int, float, float, np.ndarray]] = []
-    alphas6c = ctx.pick((0.5, 1.0, 2.0), (1.0,))
+    alphas6c = ctx.pick((0.5, 1.0), (1.0,))
     for L in (2, 3):
         for k, wb in enumerate(w6[: ctx.pick(2, 1)]):
             init = [wb] * (L - 1) + [np.zeros(5)]
@@ -1244,12 +1268,16 @@ def theorem6(ctx: Context) -> Outcome:
                     alpha,
                     lim.matrix.ravel(),
                     None,
-                    1e-3,
-                    50_000,
+                    2e-3,
+                    100_000,
                 )
             )
 
-    checks = ctx.map(_flow_and_gd, specs)
+    with warnings.catch_warnings():
+        # the filters of length 2 get the package's data-free Corollary 4 check, which these
+        # initializations need not pass; Theorem 6's own condition is checked above (lambda)
+        warnings.filterwarnings("ignore", message="the initialization does not satisfy")
+        checks = ctx.map(_flow_and_gd, specs)
 
     # Remark 4: alpha -> 0 and alpha -> inf on Corollary 5's problem (first w_bar)
     wb = w_bars[0]
@@ -1326,8 +1354,8 @@ def theorem6(ctx: Context) -> Outcome:
                 bool(np.all(d <= tl)),
                 f"per run <= O(eta) bound (max {tl.max():.3g})",
                 value=float(d.max()),
-                note=f"{len(rs)} runs; max |beta_GD(T) - prediction|; worst ratio to its bound "
-                f"|beta(T) - beta(2T)| + 2.5 |beta_eta - beta_eta/2|: {d[worst] / tl[worst]:.2f}",
+                note=f"{len(rs)} runs; max |beta_GD(3T) - prediction|; worst ratio to its bound "
+                f"tail(3T) + 2.5 |beta_eta - beta_eta/2|: {d[worst] / tl[worst]:.2f}",
             )
         )
     # the printed Corollary 6 objective Q(F z)
@@ -1506,7 +1534,7 @@ def plot_theorem6(outcome: Outcome, out: Path) -> list[Path]:
     ax.set_xlabel("tolerance (integrator bound / O(eta) bound)")
     ax.set_ylabel("max |limit - closed form|")
     ax.set_title("every check: below the dashed line = holds", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     L_col, a_col = np.asarray(reg["L"]), np.asarray(reg["alpha"], dtype=float)
     src = np.asarray(reg["source"])
@@ -1540,7 +1568,7 @@ def plot_theorem6(outcome: Outcome, out: Path) -> list[Path]:
         ax.set_xlabel("alpha")
         ax.set_ylabel("|beta_inf - z|")
         ax.set_title(f"Remark 4, diagonal L = {L}: small alpha -> L1, large -> L2", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     fig.suptitle(
         f"{PAPER}: Theorem 6 and Corollaries 5-7, closed-form regression limits vs "
