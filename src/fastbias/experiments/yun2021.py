@@ -260,14 +260,6 @@ def figure1(ctx: Context) -> Outcome:
             + ", ".join(f"{NORM_NAMES[a]} = {np.array2string(mins[a], precision=6)}" for a in ARCHS)
             + "; tolerance: half a unit of the paper's last printed digit",
         ),
-        C.at_least(
-            "initializations satisfy Theorem 6's condition",
-            f"{PAPER}, Theorem 6",
-            1e-12,
-            min(r["lam"] for r in runs),
-            predicted="lambda > 0",
-            note="min over the 36 runs of min_j [U_1^T v1_bar]_j^2 - [U_2^T v2_bar]_j^2",
-        ),
     ]
     offsets_table: dict[str, list] = {"arch": [], "z_index": [], "alpha": [], "offset": [], "p": []}
     sweep = np.geomspace(1e-6, 1.0, 25)
@@ -295,7 +287,8 @@ def figure1(ctx: Context) -> Outcome:
                 predicted="0",
                 note="max over z_j, alpha of the largest difference between fastbias.flow "
                 "(rtol 1e-10, run to rest) and Theorem 6's v1, v2, beta; tolerance: accepted "
-                "steps x rtol x max|beta| (the integrator's global error bound)",
+                "steps x rtol x max|beta| (the integrator's global error bound); Theorem 6's "
+                f"lambda >= {min(r['lam'] for r in rs):.3g} for these initializations",
             )
         )
         dists = np.array([np.linalg.norm(r["beta_T"] - r["pred"]) for r in rs])
@@ -1275,7 +1268,7 @@ def theorem6(ctx: Context) -> Outcome:
 
     with warnings.catch_warnings():
         # the filters of length 2 get the package's data-free Corollary 4 check, which these
-        # initializations need not pass; Theorem 6's own condition is checked above (lambda)
+        # initializations need not pass; Theorem 6's own condition holds by the draw
         warnings.filterwarnings("ignore", message="the initialization does not satisfy")
         checks = ctx.map(_flow_and_gd, specs)
 
@@ -1308,17 +1301,7 @@ def theorem6(ctx: Context) -> Outcome:
     targets_l1 = {L: _weighted_l1(X5, Y5, np.abs(wb) ** (2.0 - L)) for L in ladders}
     targets_l2 = {L: _weighted_l2(X5, Y5, np.abs(wb) ** (2.0 * L - 2)) for L in ladders}
 
-    claims = [
-        C.at_least(
-            "initial directions satisfy Theorem 6's condition",
-            f"{PAPER}, Theorem 6",
-            1e-12,
-            min(lams),
-            predicted="lambda > 0",
-            note=f"min over the {len(lams)} Theorem 6 runs of min_j [U_1^T v1]_j^2 - "
-            "[U_2^T v2]_j^2",
-        )
-    ]
+    claims: list[C.Claim] = []
     cases = list(dict.fromkeys(c["case"] for c in checks))
     for case in cases:
         rs = [c for c in checks if c["case"] == case]
@@ -1336,7 +1319,11 @@ def theorem6(ctx: Context) -> Outcome:
                 value=float(gaps.max()),
                 note=f"{len(rs)} runs (initial directions x alpha = "
                 f"{sorted(set(c['alpha'] for c in rs))}); max |flow - prediction| over beta"
-                + (" and the layers v1, v2" if thm == "Theorem 6" else "")
+                + (
+                    f" and the layers v1, v2 (Theorem 6's lambda >= {min(lams):.3g})"
+                    if thm == "Theorem 6"
+                    else ""
+                )
                 + "; bound: accepted steps x rtol 1e-10 x max|beta|",
             )
         )
