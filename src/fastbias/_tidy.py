@@ -53,8 +53,11 @@ def scalar_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _iterate_names(history, prefix: str = "w") -> list[str]:
-    return [f"{prefix}_{j}" for j in range(history.iterates.shape[1])]
+def _iterate_columns(history) -> tuple[list[str], np.ndarray]:
+    """``w_j`` and the iterates, or ``u_j`` and the unit directions when the iterates
+    overflow float64 (runs past float64: History._csv_rows)."""
+    names, rows = history._csv_rows()
+    return names, np.asarray(rows, dtype=np.float64)
 
 
 def history_frame(history, iterates: bool = False):
@@ -62,8 +65,8 @@ def history_frame(history, iterates: bool = False):
     pd = optional_import("pandas", "History.to_pandas()")
     data: dict[str, Any] = {name: np.asarray(col) for name, col in history.columns.items()}
     if iterates:
-        its = np.asarray(history.iterates, dtype=np.float64)
-        for j, name in enumerate(_iterate_names(history)):
+        names, its = _iterate_columns(history)
+        for j, name in enumerate(names):
             data[name] = its[:, j]
     return pd.DataFrame(data)
 
@@ -72,9 +75,7 @@ def run_frame(run, iterates: bool = False, settings: bool = True):
     """The run's history frame with its settings and status as constant leading columns."""
     frame = history_frame(run.history, iterates=iterates)
     if settings:
-        consts = {
-            SETTING_COLUMNS.get(k, k): v for k, v in scalar_settings(run.settings).items()
-        }
+        consts = {SETTING_COLUMNS.get(k, k): v for k, v in scalar_settings(run.settings).items()}
         consts["status"] = run.status
         for pos, (key, value) in enumerate(
             (k, v) for k, v in consts.items() if k not in frame.columns
@@ -93,8 +94,8 @@ def history_dataset(history, attrs: dict[str, Any] | None = None):
     for name, col in history.columns.items():
         if name != "step":
             data_vars[name] = ("step", np.asarray(col))
-    its = np.asarray(history.iterates, dtype=np.float64)
-    data_vars["iterates"] = (("step", "component"), its)
+    names, its = _iterate_columns(history)
+    data_vars["iterates" if names[:1] != ["u_0"] else "directions"] = (("step", "component"), its)
     for name, arr in history.arrays.items():
         arr = np.asarray(arr)
         head, _, layer = name.rpartition("_")
@@ -120,9 +121,10 @@ def write_history_csv(history, path: str | Path) -> Path:
     except ImportError:
         names = list(history.columns)
         step_int = np.issubdtype(np.asarray(history.columns["step"]).dtype, np.integer)
+        it_names, its = _iterate_columns(history)
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(names + _iterate_names(history))
+            writer.writerow(names + it_names)
             for i in range(len(history)):
                 row = [
                     repr(int(history.columns[c][i]))
@@ -130,7 +132,7 @@ def write_history_csv(history, path: str | Path) -> Path:
                     else repr(float(history.columns[c][i]))
                     for c in names
                 ]
-                row += [repr(float(x)) for x in history.iterates[i]]
+                row += [repr(float(x)) for x in its[i]]
                 writer.writerow(row)
         return path
     frame = history_frame(history, iterates=True)

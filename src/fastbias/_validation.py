@@ -8,6 +8,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ScaleOutOfRangeError",
+    "check_initial_outputs",
+    "check_checkpoint_path",
+    "check_scale",
+    "log_sigma_max",
+    "representable_lr",
     "check_X_y",
     "check_X_targets",
     "check_positive",
@@ -85,8 +91,13 @@ def check_X_y(X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_vector(v: Any, d: int, name: str) -> np.ndarray:
-    """A finite float64 vector of length d."""
-    v = np.asarray(v, dtype=np.float64).ravel() if np.ndim(v) <= 1 else np.asarray(v)
+    """A finite float64 vector of length d (a row or column ``(1, d)`` / ``(d, 1)`` too)."""
+    try:
+        v = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric vector of length {d}; got {v!r}.") from None
+    if v.ndim == 0 or (v.ndim > 1 and sum(n != 1 for n in v.shape) <= 1):
+        v = v.reshape(-1)
     if v.ndim != 1 or v.shape[0] != d:
         raise ValueError(f"{name} must be a vector of length {d}; got shape {np.shape(v)}.")
     if not np.all(np.isfinite(v)):
@@ -113,6 +124,8 @@ def check_positive_int(value: Any, name: str) -> int:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}.") from None
     if not np.isfinite(as_float) or as_float != int(as_float) or as_float < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+    if as_float >= 2.0**62:
+        raise ValueError(f"{name} must be below 2**62 (the kernels count in int64); got {value!r}.")
     return int(as_float)
 
 
@@ -139,3 +152,86 @@ def check_X_targets(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or inf; targets must be finite.")
     return X, np.ascontiguousarray(y)
+
+
+class ScaleOutOfRangeError(ValueError):
+    """The data (or initialization) are at a scale where a quantity the run needs does not
+    fit in float64."""
+
+
+_LOG_MAX = 700.0  # |log| of the step sizes and scales that are safely inside float64
+
+
+def log_sigma_max(Z: np.ndarray) -> float:
+    """``log sigma_max(Z)`` (largest singular value) at any scale of ``Z``: computed on ``Z``
+    divided by a power of two near ``max |Z|`` (exact), so ``1e200`` or ``1e-300`` entries
+    neither overflow nor underflow."""
+    Z = np.asarray(Z, dtype=np.float64)
+    top = float(np.max(np.abs(Z))) if Z.size else 0.0
+    if top == 0:
+        raise ValueError("every sample is zero; there is nothing to train on.")
+    _, ex = np.frexp(top)
+    sigma_s = float(np.linalg.norm(np.ldexp(Z, -int(ex)), 2))
+    return float(np.log(sigma_s) + int(ex) * np.log(2.0))
+
+
+def representable_lr(log_lr: float, what: str) -> float:
+    """``exp(log_lr)``, or a :class:`ScaleOutOfRangeError` that names the scale problem when
+    the step size does not fit in float64 (data or initialization far from unit scale)."""
+    if -_LOG_MAX <= log_lr <= _LOG_MAX:
+        return float(np.exp(log_lr))
+    raise ScaleOutOfRangeError(
+        f"the default step size {what} = 10**{log_lr / np.log(10.0):.4g} does not fit in "
+        "float64: the scale of X (or of the initialization) is out of the range where "
+        "gradient descent runs in float64. GD is scale-covariant: train on X / c for a c "
+        "near the size of the entries of X (the run on X is w = w' / c with lr = lr' / c**2), "
+        "or pass lr explicitly."
+    )
+
+
+def check_initial_outputs(model: Any, params: Any, X: np.ndarray, init_scale: float) -> None:
+    """The initial outputs ``f(x_n)`` must be finite and well inside float64 (|f| < 1e150:
+    their squares and the loss's derivatives are formed from them); otherwise a
+    :class:`ScaleOutOfRangeError` naming ``init_scale`` and the initialization."""
+    with np.errstate(all="ignore"):
+        if getattr(model, "linear_predictor", True):
+            beta = np.asarray(model.predictor(params), dtype=np.float64)
+            out = X @ beta if np.all(np.isfinite(beta)) else beta
+        else:
+            out = np.asarray(model.forward(params, X), dtype=np.float64)
+        big = float(np.max(np.abs(out))) if out.size else 0.0
+    if not big < 1e150:
+        raise ScaleOutOfRangeError(
+            f"the initial outputs f(x) reach {big:.3g} (init_scale={init_scale:g}, largest "
+            f"entry of X {float(np.max(np.abs(X))):.3g}), out of the range where the run's "
+            "losses and gradients fit in float64 (|f(x)| < 1e150); rescale X or use a smaller "
+            "init_scale or smaller initial parameters."
+        )
+
+
+def check_checkpoint_path(path: Any, must_exist: bool) -> Any:
+    """A checkpoint path that is a file (not a folder) in an existing folder."""
+    from pathlib import Path
+
+    try:
+        p = Path(path)
+    except TypeError:
+        raise ValueError(f"checkpoint must be a file path; got {path!r}.") from None
+    if p.is_dir():
+        raise ValueError(
+            f"checkpoint {p} is a directory; pass a file path such as {p / 'run.ckpt'}."
+        )
+    if must_exist and not p.exists():
+        raise FileNotFoundError(f"checkpoint {p} does not exist")
+    return p
+
+
+def check_scale(X: np.ndarray, limit: float, why: str) -> None:
+    """A :class:`ScaleOutOfRangeError` when ``max |X| > limit`` (``why``: what overflows)."""
+    top = float(np.max(np.abs(X))) if X.size else 0.0
+    if top > limit:
+        raise ScaleOutOfRangeError(
+            f"the largest entry of X is {top:.3g}, beyond {limit:.0e}: out of range here "
+            f"({why}, which overflow float64). The problem is homogeneous in X: divide X by a "
+            "power of two near its largest entry (theta and the margins scale accordingly)."
+        )

@@ -23,10 +23,14 @@ def _steps(text: str) -> int:
 
 def _final_report(run) -> str:
     h = run.history
-    lines = [
-        f"final iterate after {run.steps_done:,} steps: "
-        f"w = {np.array2string(np.asarray(run.coef, dtype=float), precision=6)}"
-    ]
+    try:
+        what = f"w = {np.array2string(np.asarray(run.coef, dtype=float), precision=6)}"
+    except OverflowError:  # past float64: the direction and the log of the norm
+        what = (
+            f"w = exp({run.log_coef_norm:.10g}) * "
+            f"{np.array2string(np.asarray(run.direction, dtype=float), precision=6)}"
+        )
+    lines = [f"final iterate after {run.steps_done:,} steps: {what}"]
     if run.reference is not None and "angle_gap" in h:
         ref = np.asarray(getattr(run.reference, "coef", run.reference), dtype=float)
         lines.append(
@@ -36,12 +40,16 @@ def _final_report(run) -> str:
         lines.append(f"  angle gap 1 - cos(w, w_hat)       = {h['angle_gap'][-1]:.4e}")
         lines.append(f"  direction distance                = {h['direction_distance'][-1]:.4e}")
         lines.append(f"  margin gap (eq. 3.3)              = {h['margin_gap'][-1]:.4e}")
-        lines.append(f"  ||w(t) - w_hat log t||            = {h['residual_norm'][-1]:.4e}")
+        if "residual_norm" in h:
+            lines.append(f"  ||w(t) - w_hat log t||            = {h['residual_norm'][-1]:.4e}")
         if "theorem4_residual_norm" in h:
             lines.append(
                 f"  ||w(t) - w_hat log t - w_tilde||  = {h['theorem4_residual_norm'][-1]:.4e}"
             )
-    lines.append(f"  log-loss                          = {h['log_loss'][-1]:.6g}")
+    if "log_loss" in h:
+        lines.append(f"  log-loss                          = {h['log_loss'][-1]:.6g}")
+    else:  # -log L overflows float64: log(-log L) = log min margin
+        lines.append(f"  log(-log-loss)                    = {h['log_min_margin'][-1]:.6g}")
     return "\n".join(lines)
 
 
@@ -150,7 +158,10 @@ def _load_data(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             skip = 0
         except ValueError:
             skip = 1
-        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+        try:
+            table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc} (the data must be numbers, label last)") from None
         if table.shape[1] < 2:
             raise ValueError(f"{path} needs at least two columns: features, then the label")
         return table[:, :-1], table[:, -1]
@@ -201,9 +212,14 @@ def _run(args) -> int:
     summary = {
         "status": run.status,
         "steps_done": run.steps_done,
-        "coef": np.asarray(run.coef, dtype=float).tolist(),
+        "direction": np.asarray(run.direction, dtype=float).tolist(),
+        "log_coef_norm": run.log_coef_norm,
         **{k: v for k, v in run.settings.items() if k != "init"},
     }
+    try:
+        summary["coef"] = np.asarray(run.coef, dtype=float).tolist()
+    except OverflowError:
+        pass  # past float64: direction and log_coef_norm above
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {csv} and {out / 'summary.json'}")
     return 0

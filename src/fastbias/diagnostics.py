@@ -168,14 +168,21 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
     logt = np.log(t)
     fits: dict[str, RateFit] = {}
 
-    def add(name, variable, y, theory):
-        y = np.asarray(y, dtype=np.float64)[sel]
-        ok = np.isfinite(y) & (y > 0)
+    def add(name, variable, y, theory, log_y=None):
+        if log_y is None:
+            y = np.asarray(y, dtype=np.float64)[sel]
+            ok = np.isfinite(y) & (y > 0)
+            with np.errstate(divide="ignore"):
+                log_y = np.log(np.where(ok, y, 1.0))
+        else:  # the log of y given (the loss: exact where y underflows)
+            log_y = np.asarray(log_y, dtype=np.float64)[sel]
+            ok = np.isfinite(log_y)
         if ok.sum() < 3:
             return
         x = t[ok] if variable == "t" else logt[ok]
-        slope, _, r2 = _linfit(np.log(x), np.log(y[ok]))
-        constant = float(np.median(y[ok] * x**theory))
+        slope, _, r2 = _linfit(np.log(x), log_y[ok])
+        with np.errstate(over="ignore", under="ignore"):
+            constant = float(np.exp(np.median(log_y[ok] + theory * np.log(x))))
         fits[name] = RateFit(
             name,
             variable,
@@ -188,7 +195,8 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
             int(ok.sum()),
         )
 
-    add("loss", "t", np.exp(np.asarray(history["log_loss"], dtype=np.float64)), 1.0)
+    if "log_loss" in history:  # (not recorded once -log L overflows float64)
+        add("loss", "t", None, 1.0, log_y=history["log_loss"])
     if "angle_gap" in history:
         add("angle_gap", "log t", history["angle_gap"], 2.0)
         add("direction_distance", "log t", history["direction_distance"], 1.0)
@@ -196,8 +204,8 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
     if "theorem4_residual_norm" in history:
         # Theorem 4: r(t) = w(t) - w_hat log t - w_tilde -> 0, at no stated rate
         add("theorem4_residual", "log t", history["theorem4_residual_norm"], np.nan)
-    w_norm = np.asarray(history["norm"], dtype=np.float64)[sel]
-    if np.all(np.isfinite(w_norm)):
+    w_norm = np.asarray(history["norm"], dtype=np.float64)[sel] if "norm" in history else None
+    if w_norm is not None and np.all(np.isfinite(w_norm)):
         slope, intercept, r2 = _linfit(logt, w_norm)
         ref_norm = float(history.meta.get("reference_norm", np.nan))
         fits["norm"] = RateFit(

@@ -6,7 +6,9 @@ after a step that lowered the loss, ``eta`` grows by ``growth``; a step that rai
 undone (``theta`` goes back to where it was) and ``eta`` is halved, also when the step blew
 the loss past the divergence test. A rejected step counts as a step. The parameters are
 carried as ``theta = 2**scale * theta_s`` as in ``_numba_models``, so the geometric growth
-these steps produce never overflows.
+these steps produce never overflows, and so is ``eta`` itself: ``eta = 2**bt[BT_ETA_EXP] *
+bt[BT_ETA]`` (for the linear model ``eta`` grows with ``||theta||`` without bound, past
+float64 within ~8200 steps).
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba_flow import make_network_workspace, make_workspace, model_gradient
-from ._numba_models import record_scaled, rescale, squared_norm, step_coefficient
+from ._numba_models import record_scaled, rescale, squared_norm
 
-# Slots of the state array ``bt``.
-BT_ETA, BT_PREV_LOG_LOSS, BT_HAVE_PREV, BT_PREV_SCALE = range(4)
-BT_SIZE = 4
+# Slots of the state array ``bt``: eta = 2**bt[BT_ETA_EXP] * bt[BT_ETA].
+BT_ETA, BT_PREV_LOG_LOSS, BT_HAVE_PREV, BT_PREV_SCALE, BT_ETA_EXP = range(5)
+BT_SIZE = 5
+
+
+@njit(nogil=True, cache=True)
+def _renormalize_eta(bt):
+    """Move the binary exponent of ``bt[BT_ETA]`` into ``bt[BT_ETA_EXP]`` (exact)."""
+    mant, ex = math.frexp(bt[BT_ETA])
+    if ex != 0 and mant != 0.0:
+        bt[BT_ETA] = mant
+        bt[BT_ETA_EXP] += ex
 
 
 @njit(nogil=True, cache=True)
@@ -49,6 +60,7 @@ def gd_backtracking(
                 theta[i] = theta_prev[i]
             scale[0] = int(bt[BT_PREV_SCALE])
             bt[BT_ETA] *= 0.5
+            _renormalize_eta(bt)
         elif bad:
             return STATUS_DIVERGED, t
         else:
@@ -60,12 +72,14 @@ def gd_backtracking(
             n2 = squared_norm(g)
             if not n2 < np.inf:
                 return STATUS_DIVERGED, t
-            c = step_coefficient(bt[BT_ETA], 2, ls, lsum, n2, scale[0], depth)
+            # eta / L in the scaled coordinates: 2**(e (L - 2)) eta / L, one exponent
+            c = math.ldexp(bt[BT_ETA] / lsum, int(scale[0] * (depth - 2) + bt[BT_ETA_EXP]))
             for i in range(theta.shape[0]):
                 theta[i] += c * g[i]
             t2 = squared_norm(theta)
             if t2 < np.inf:
                 rescale(theta, t2, scale)
             bt[BT_ETA] *= growth
+            _renormalize_eta(bt)
         k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
     return STATUS_OK, step0 + n_steps

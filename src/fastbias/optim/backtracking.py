@@ -41,7 +41,7 @@ def backtracking_runner(
             scale = np.zeros(1, dtype=np.int64)
             rec_scale = np.zeros(len(rec_steps), dtype=np.int64)
         if bt[nb.BT_ETA] == 0.0:
-            bt[nb.BT_ETA] = lr
+            bt[nb.BT_ETA], bt[nb.BT_ETA_EXP] = lr, 0.0
         if prev[0] is None or prev[0].shape != theta.shape:
             prev[0] = np.zeros_like(theta)
         out = nb.gd_backtracking(
@@ -53,7 +53,9 @@ def backtracking_runner(
         return out
 
     def set_state(saved: dict) -> None:
-        bt[...] = saved["bt"]
+        saved_bt = np.asarray(saved["bt"], dtype=np.float64)
+        bt[...] = 0.0
+        bt[: saved_bt.size] = saved_bt  # (states saved before BT_ETA_EXP have exponent 0)
         prev[0] = None if saved["theta_prev"] is None else saved["theta_prev"].copy()
 
     run.scaled = True
@@ -62,5 +64,11 @@ def backtracking_runner(
         "theta_prev": None if prev[0] is None else prev[0].copy(),
     }
     run.set_state = set_state
-    run.eta = lambda: float(bt[nb.BT_ETA])
+    run.eta = lambda: float(_ldexp_inf(bt[nb.BT_ETA], int(bt[nb.BT_ETA_EXP])))
     return run
+
+
+def _ldexp_inf(mant: float, ex: int) -> float:
+    """``mant * 2**ex`` (inf past float64, where eta for the linear model may grow)."""
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(mant, ex))

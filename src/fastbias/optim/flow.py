@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,12 +21,14 @@ import numpy as np
 from .._progress import ProgressBar
 from .._validation import (
     check_choice,
+    check_initial_outputs,
     check_positive,
     check_positive_int,
     check_vector,
     check_X_targets,
     check_X_y,
 )
+from ..diagnostics import norm as vector_norm
 from ..exceptions import NotSeparableError, SolverError
 from ..kernels import _numba_flow as nf
 from ..losses import get_loss
@@ -41,6 +42,7 @@ from ..models import (
     Tensor,
     get_model,
 )
+from ..references._scale import flow_scale_exponent
 from .gd import _InterruptFlag, _resolve_reference
 from .history import History, Run, build_history, build_network_history
 
@@ -58,34 +60,8 @@ class FlowHistory(History):
     ``h["log_time"]`` is ``log t``, exact for every horizon.
     """
 
-    def to_csv(self, path: str | Path) -> Path:
-        """Write the columns (``step`` is the time ``t``) and the iterates ``w_0 .. w_{d-1}``."""
-        import csv
-
-        path = Path(path)
-        names = list(self.columns)
-        d = self.iterates.shape[1]
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(names + [f"w_{j}" for j in range(d)])
-            for i in range(len(self)):
-                row = [repr(float(self.columns[c][i])) for c in names]
-                row += [repr(float(x)) for x in self.iterates[i]]
-                writer.writerow(row)
-        return path
-
-    def table(self, columns: list[str] | None = None, max_rows: int = 25) -> str:
-        """A fixed-width text table of selected columns at up to ``max_rows`` times."""
-        columns = columns or [c for c in self.columns if c != "loss"]
-        idx = np.arange(len(self))
-        if len(idx) > max_rows:
-            idx = np.unique(np.round(np.linspace(0, len(self) - 1, max_rows)).astype(int))
-        lines = [" ".join(f"{c:>{max(12, len(c))}}" for c in columns)]
-        for i in idx:
-            lines.append(
-                " ".join(f"{float(self.columns[c][i]):>{max(12, len(c))}.5g}" for c in columns)
-            )
-        return "\n".join(lines)
+    def _fmt(self, name: str, v, width: int) -> str:
+        return f"{float(v):>{width}.5g}"
 
 
 def _model_data(mdl: Model, Z: np.ndarray):
@@ -337,6 +313,7 @@ def flow(
         init = [check_vector(arr[0] if arr.ndim == 2 and arr.shape[0] == 1 else arr, d, "init")]
     params0 = mdl.init_params(d, init, init_scale, seed)
     theta0 = mdl.flatten(params0)
+    check_initial_outputs(mdl, params0, X, init_scale)
     if mdl.depth > 1:
         cond = mdl.convergence_condition(params0, "regression" if regression else "classification")
         if cond is not None and not cond.holds:
@@ -350,7 +327,14 @@ def flow(
         Z, targets = X, y
         if not (reference is None or (isinstance(reference, str) and reference == "auto")):
             raise ValueError(f"{mdl!r} has no reference direction; pass reference=None.")
-    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(mdl, Z)
+    # Data far from unit scale: integrate the same path on X / 2**k with theta' = 2**a theta
+    # in time t' = 2**(2a) t (a = k / L), then map the rows back (references._scale).
+    k_c = flow_scale_exponent(Z, mdl.depth)
+    a_exp = k_c // mdl.depth
+    lshift = 2.0 * a_exp * np.log(2.0)  # log t' - log t
+    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(
+        mdl, np.ldexp(Z, -k_c) if k_c else Z
+    )
 
     if network:
         ref_vec, ref_obj, w_tilde = None, None, None
@@ -358,12 +342,19 @@ def flow(
         ref_vec, ref_obj, w_tilde = _flow_reference(reference, mdl, X, y, theta0, regression, loss)
 
     log_times, times = _time_grid(record, log_t_end, t_max_given)
-    rec_s = np.logaddexp(0.0, log_times)  # s = log(1 + t)
+    rec_s = np.logaddexp(0.0, log_times + lshift)  # s = log(1 + t')
     rec_s, first = np.unique(rec_s, return_index=True)
     log_times, times = log_times[first], times[first]
     s_end = float(rec_s[-1])
-    theta = np.array(theta0, dtype=np.float64)
+    theta = np.ldexp(np.array(theta0, dtype=np.float64), a_exp)
     n = theta.size
+
+    def t_at(s: float) -> float:  # the caller's time t at the integrator's s = log(1 + t')
+        return _exp(float(_log_t_of_s(s)) - lshift) if lshift else _t_of_s(s)
+
+    def log_t_at(s: float) -> float:
+        return float(_log_t_of_s(s)) - lshift
+
     rec_theta = np.zeros((rec_s.size, n))
     state = np.zeros(nf.STATE_SIZE)
     k1 = np.zeros(n)
@@ -390,15 +381,15 @@ def flow(
                 bar.close()
                 raise SolverError(
                     f"the gradient flow's velocity is not finite at t = "
-                    f"{_t_of_s(state[nf.ST_S]):.3g}: the loss or its gradient overflows "
+                    f"{t_at(state[nf.ST_S]):.3g}: the loss or its gradient overflows "
                     "float64 there (margins below about -700 for the exp loss). Start closer "
                     "to the data scale (smaller init_scale) or use the logistic loss."
                 )
             if code == nf.FLOW_UNDERFLOW:
                 bar.close()
                 raise SolverError(
-                    f"the step size underflowed at t = {_t_of_s(state[nf.ST_S]):.3g} "
-                    f"(log t = {float(_log_t_of_s(state[nf.ST_S])):.6g}): the flow is too fast "
+                    f"the step size underflowed at t = {t_at(state[nf.ST_S]):.3g} "
+                    f"(log t = {log_t_at(state[nf.ST_S]):.6g}): the flow is too fast "
                     f"to resolve in log-time there; loosen rtol={rtol:g} or rescale the data."
                 )
             if code in (nf.FLOW_DONE, nf.FLOW_STATIONARY):
@@ -408,8 +399,8 @@ def flow(
             if taken >= max_steps:
                 status = "max_steps"
                 warnings.warn(
-                    f"stopped at max_steps={max_steps} at t = {_t_of_s(state[nf.ST_S]):.3g} "
-                    f"(log t = {float(_log_t_of_s(state[nf.ST_S])):.4g} of {log_t_end:.4g}); "
+                    f"stopped at max_steps={max_steps} at t = {t_at(state[nf.ST_S]):.3g} "
+                    f"(log t = {log_t_at(state[nf.ST_S]):.4g} of {log_t_end:.4g}); "
                     "raise max_steps or rtol.",
                     stacklevel=2,
                 )
@@ -424,6 +415,9 @@ def flow(
 
     k_rec = int(state[nf.ST_KREC])
     s_final = float(state[nf.ST_S])
+    if a_exp:
+        theta = np.ldexp(theta, -a_exp)
+        rec_theta = np.ldexp(rec_theta, -a_exp)
     if status == "converged":
         rec_theta[k_rec:] = theta[None, :]
         k_rec = rec_s.size
@@ -432,8 +426,8 @@ def flow(
         rec_log_t, rec_t = log_times[:k_rec], times[:k_rec]
         rec_theta = rec_theta[:k_rec]
         if k_rec == 0 or rec_s[k_rec - 1] != s_final:  # stopped early: add the last point
-            rec_log_t = np.append(rec_log_t, _log_t_of_s(s_final) if s_final > 0 else -np.inf)
-            rec_t = np.append(rec_t, _t_of_s(s_final))
+            rec_log_t = np.append(rec_log_t, log_t_at(s_final) if s_final > 0 else -np.inf)
+            rec_t = np.append(rec_t, t_at(s_final))
             rec_theta = np.vstack([rec_theta, theta[None, :]])
 
     settings = {
@@ -449,19 +443,19 @@ def flow(
         "accepted_steps": int(state[nf.ST_ACC]),
         "rejected_steps": int(state[nf.ST_REJ]),
         "gradient_evaluations": int(state[nf.ST_EVAL]),
-        "t_final": _t_of_s(s_final),
-        "log_t_final": float(_log_t_of_s(s_final)) if s_final > 0 else -np.inf,
+        "t_final": t_at(s_final),
+        "log_t_final": log_t_at(s_final) if s_final > 0 else -np.inf,
     }
     meta = dict(settings)
     if ref_vec is not None:
-        meta["reference_norm"] = float(np.linalg.norm(ref_vec))
+        meta["reference_norm"] = float(vector_norm(ref_vec))
     if network:
         base = build_network_history(
             np.ones(len(rec_t), dtype=np.int64), rec_theta, mdl, X, y, loss, meta
         )
         cols = {"step": np.asarray(rec_t, dtype=np.float64), "log_time": rec_log_t}
         cols.update({k: v for k, v in base.columns.items() if k != "step"})
-        history = FlowHistory(cols, base.iterates, meta, base.arrays)
+        history = base.with_columns(cols, FlowHistory)
     else:
         history = _flow_history(
             rec_t, rec_log_t, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta
@@ -526,11 +520,11 @@ def _flow_history(
         if name != "step":
             out[name] = col
     if "residual_norm" in out and ref_vec is not None:
-        B = base.iterates
+        B = base.iterates  # finite when residual_norm is
         lt = np.where(np.isfinite(log_t), log_t, np.nan)
         residual = B - lt[:, None] * np.asarray(ref_vec, dtype=np.float64)[None, :]
         out["residual_norm"] = np.asarray(norm(residual, axis=1), dtype=np.float64)
         if w_tilde is not None:
             r4 = residual - np.asarray(w_tilde, dtype=np.float64)[None, :]
             out["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
-    return FlowHistory(out, base.iterates, meta)
+    return base.with_columns(out, FlowHistory)

@@ -14,20 +14,25 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._progress import ProgressBar
 from .._validation import (
+    ScaleOutOfRangeError,
+    check_checkpoint_path,
     check_choice,
+    check_initial_outputs,
     check_positive,
     check_positive_int,
     check_vector,
     check_X_targets,
     check_X_y,
+    log_sigma_max,
+    representable_lr,
 )
+from ..diagnostics import norm as vector_norm
 from ..exceptions import DivergenceError, NotSeparableError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
@@ -40,6 +45,13 @@ from ..models import (
     Network,
     Tensor,
     get_model,
+)
+from ._outcome import (
+    LONG_RUN_SECONDS,
+    frozen_status,
+    lr_advice,
+    time_estimate_note,
+    warn_if_not_separable,
 )
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import Run, build_history, build_network_history, checkpoint_steps
@@ -59,13 +71,10 @@ def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -
     ``w0`` the step ``exp(min(min_n m_n, 0)) / sigma_max**2`` is safe (``1/sigma_max**2`` at 0).
     The squared loss is ``sigma_max**2``-smooth: ``1/sigma_max**2``.
     """
-    sigma = float(np.linalg.norm(Z, 2))
-    if sigma == 0:
-        raise ValueError("every sample is zero; there is nothing to train on.")
-    lr = 1.0 / sigma**2
+    log_lr = -2.0 * log_sigma_max(Z)
     if w0 is not None and loss in ("exp", "exponential"):
-        lr *= float(np.exp(min(float(np.min(Z @ w0)), 0.0)))
-    return lr
+        log_lr += min(float(np.min(Z @ w0)), 0.0)
+    return representable_lr(log_lr, "1/sigma_max(X)**2")
 
 
 def _deep_default_lr(
@@ -74,11 +83,13 @@ def _deep_default_lr(
     """A heuristic safe step for a depth-L model: the linear one (with the exp loss's
     ``exp(-min margin)`` factor at the initial margins) divided by the size of the other
     layers' product (the Hessian of ``f`` scales like ``||theta||^(2(L-1))``)."""
-    base = default_lr(Z, None, lossname)
+    log_lr = -2.0 * log_sigma_max(Z) - np.log(depth)
     if lossname in ("exp", "exponential"):
-        base *= float(np.exp(min(float(np.min(margins0)), 0.0)))
-    scale = max(1.0, float(np.linalg.norm(theta0)) ** (2 * (depth - 1)))
-    return base / (depth * scale)
+        log_lr += min(float(np.min(margins0)), 0.0)
+    theta_norm = float(vector_norm(theta0))
+    if theta_norm > 1.0:
+        log_lr -= 2 * (depth - 1) * np.log(theta_norm)
+    return representable_lr(log_lr, "1/(L sigma_max(X)**2 ||theta0||**(2(L-1)))")
 
 
 def _schedule(record: Any, steps: int) -> np.ndarray:
@@ -320,6 +331,7 @@ def train(
         init = [check_vector(arr[0] if arr.ndim == 2 and arr.shape[0] == 1 else arr, d, "init")]
     params0 = mdl.init_params(d, init, init_scale, seed)
     theta0 = mdl.flatten(params0)
+    check_initial_outputs(mdl, params0, X, init_scale)
     if mdl.depth > 1:
         cond = mdl.convergence_condition(params0, "regression" if regression else "classification")
         if cond is not None and not cond.holds:
@@ -334,10 +346,15 @@ def train(
     else:  # a ReLU network: f(x) = Phi(theta; x) is not x.beta
         outputs0 = mdl.forward(params0, X)
     margins0 = outputs0 - y if regression else y * outputs0
-    if isinstance(mdl, Linear):
-        safe_lr = default_lr(Z, theta0, loss)
-    else:
-        safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss)
+    try:
+        if isinstance(mdl, Linear):
+            safe_lr = default_lr(Z, theta0, loss)
+        else:
+            safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss)
+    except ScaleOutOfRangeError:
+        if lr is None:
+            raise
+        safe_lr = float("nan")  # the caller's lr is used; advice says to rescale X
     if lr is None:
         lr = default_optimizer_lr(optimizer, opt_options, safe_lr, N)
     else:
@@ -515,7 +532,7 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     scaled = getattr(runner, "scaled", False)
     rec_scale = state.row_scales()
     if checkpoint is not None:
-        checkpoint = Path(checkpoint)
+        checkpoint = check_checkpoint_path(checkpoint, must_exist=False)
         if not checkpoint.parent.is_dir():
             raise FileNotFoundError(f"checkpoint folder {checkpoint.parent} does not exist")
         checkpoint_every = check_positive(checkpoint_every, "checkpoint_every")
@@ -524,6 +541,7 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     )
     chunk = max(1, int(chunk_seconds * 1e9 / est_ns))
     status = "completed"
+    chunks, first_done = 0, state.done
     bar = ProgressBar(state.steps, enabled=progress)
     bar.update(state.done)
     start = time.perf_counter()
@@ -557,6 +575,9 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
             state.done += n
             state.k_rec = hi
             bar.update(state.done)
+            chunks += 1
+            if chunks == 2 and not progress:  # (the first chunk may include compilation)
+                _warn_if_long(state, n, now - t0, first_done)
             if now > t0:
                 chunk = max(1, int(n * chunk_seconds / (now - t0)))
             if interrupt.hit:
@@ -570,11 +591,11 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     bar.close()
     state.elapsed += time.perf_counter() - start
     if not np.all(np.isfinite(theta)):
+        advice, suggested = lr_advice(state.lr, state.safe_lr)
         raise DivergenceError(
-            f"the parameters became non-finite by step {state.done}; lr={state.lr:g} is too "
-            f"large. Try lr <= {state.safe_lr:.3g}.",
+            f"the parameters became non-finite by step {state.done}; {advice}.",
             step=state.done,
-            suggested_lr=state.safe_lr,
+            suggested_lr=suggested,
         )
     if checkpoint is not None:
         _save(checkpoint, state, runner)
@@ -600,13 +621,16 @@ def _finish(state, status: str) -> Run:
         rec_scale = np.append(rec_scale, state.scale[0])
     meta = dict(state.settings)
     if state.ref_vec is not None:
-        meta["reference_norm"] = float(np.linalg.norm(state.ref_vec))
+        meta["reference_norm"] = float(vector_norm(state.ref_vec))
     if not getattr(mdl, "linear_predictor", True):
         return _finish_network(state, status, rec_steps, rec_theta, rec_scale, meta)
     history = build_history(
         rec_steps, rec_theta, mdl, d, state.Z, state.targets, state.loss, state.ref_vec,
         state.w_tilde, meta, theta_scale=rec_scale,
     )  # fmt: skip
+    status = _frozen(status, state, rec_steps, rec_theta, rec_scale, history)
+    if state.loss != "squared" and not isinstance(mdl, (Linear, FullyConnected)):
+        warn_if_not_separable(state.X, state.y, history, stacklevel=4)  # (Linear, FC: at start)
     e = int(state.scale[0])
     scaled = [
         np.array(p, dtype=np.float64) if state.precision == "float64" else p.copy()
@@ -671,7 +695,7 @@ def resume(
     same history rows at the checkpoint steps both runs record. The checkpoint keeps being
     updated every ``checkpoint_every`` seconds, at Ctrl-C and at the end.
     """
-    state = load_checkpoint(path)
+    state = load_checkpoint(check_checkpoint_path(path, must_exist=True))
     if not isinstance(state, _RunState):
         raise ValueError(f"{path} does not hold a fastbias training run")
     if steps is not None:
@@ -693,10 +717,50 @@ def _raise_divergence(mdl, Z, targets, theta, d, loss, fail_step, log_loss0, lr,
                 ll = float(np.log(0.5 * np.sum((m - targets) ** 2)))
             else:
                 ll = log_total_loss(m, loss)
-    raise DivergenceError(
-        f"the loss blew up at step {fail_step}: log-loss {ll:.4g} against {log_loss0:.4g} at the "
-        f"start. lr={lr:g} is too large for this data and starting point; try lr <= "
-        f"{safe_lr:.3g} (stable at the start, see fastbias.optim.gd.default_lr).",
-        step=int(fail_step),
-        suggested_lr=safe_lr,
+    advice, suggested = lr_advice(lr, safe_lr)
+    what = (
+        f"log-loss {ll:.4g} against {log_loss0:.4g} at the start"
+        if not np.isnan(ll)
+        else f"past the divergence test (log-loss {log_loss0:.4g} at the start)"
     )
+    raise DivergenceError(
+        f"the loss blew up at step {fail_step}: {what}; {advice}.",
+        step=int(fail_step),
+        suggested_lr=suggested,
+    )
+
+
+def _frozen(status, state, rec_steps, rec_theta, rec_scale, history) -> str:
+    """A completed margin-loss run whose iterate stopped moving says so (and warns)."""
+    if status != "completed" or state.loss == "squared":
+        return status
+    log_loss = history.columns.get("log_loss")
+    end = None if log_loss is None else float(log_loss[-1])
+    if log_loss is None:
+        end = -np.inf  # -log L overflows float64: the loss underflowed long ago
+    frozen = frozen_status(rec_steps, rec_theta, rec_scale, end)
+    if frozen is None:
+        return status
+    warnings.warn(
+        f"the iterate stopped moving (identical at steps {int(rec_steps[-2])} and "
+        f"{int(rec_steps[-1])}): {frozen}. exp(-margin) underflows float64, so the steps of "
+        f"lr={state.lr:g} are exactly zero; step_rule='normalized' or 'loss-scaled' keeps the "
+        "direction moving.",
+        stacklevel=5,  # the caller of train / resume
+    )
+    return frozen
+
+
+def _warn_if_long(state, n: int, seconds: float, first_done: int) -> None:
+    """Say up front (after the second chunk) how long a long run without a bar will take."""
+    if n <= 0 or seconds <= 0:
+        return
+    left = (state.steps - state.done) * seconds / n
+    if left > LONG_RUN_SECONDS:
+        warnings.warn(
+            f"{state.steps - first_done:.3g} steps will take "
+            f"{time_estimate_note(state.steps, left)} more at the measured "
+            f"{1e9 * seconds / n:.3g} ns/step; Ctrl-C stops the run and returns it with every "
+            "finished step (progress=True shows a progress bar).",
+            stacklevel=4,  # the caller of train / resume
+        )

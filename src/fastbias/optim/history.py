@@ -1,7 +1,20 @@
-"""What a run records: log-spaced checkpoints of the iterate, and diagnostics derived from them."""
+"""What a run records: log-spaced checkpoints of the iterate, and diagnostics derived from them.
+
+Every column is computed from the scaled parameters ``theta = 2**e theta_s`` the kernels carry,
+so what a user reads back stays finite and accurate however far a run went:
+
+* scale-free quantities (gaps, normalized margins, unit directions) come from ``theta_s``;
+* magnitudes are also kept as natural logs (``log_norm``, ``log_min_margin``,
+  ``log_theta_norm``, ``log_loss``), exact at any scale;
+* a magnitude that does not fit in float64 in some row (``norm``, ``min_margin``,
+  ``theta_norm``, ``layer_norm_l``, ``log_loss`` once ``-log L`` passes 1.8e308, the iterates)
+  is left out of :attr:`History.columns`; reading it raises an ``OverflowError`` that names
+  the step where it overflows and the column to read instead (:attr:`History.overflowed`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +24,20 @@ import numpy as np
 from ..diagnostics import angle_gap, direction_distance, fit_rates, margin_gap, norm
 from ..losses import get_loss, logsumexp
 
-__all__ = ["checkpoint_steps", "History", "Run", "build_history", "build_network_history"]
+__all__ = [
+    "checkpoint_steps",
+    "History",
+    "Run",
+    "build_history",
+    "build_network_history",
+    "LOG_FLOOR",
+]
+
+_LN2 = math.log(2.0)
+#: What a ``log_*`` column holds where its quantity is 0 (or, for ``log_min_margin``, <= 0:
+#: the data are not separated yet): the log of the smallest normal float64, -708.40. Every
+#: positive value is reported exactly (also below this).
+LOG_FLOOR = float(np.log(np.finfo(np.float64).tiny))
 
 
 def checkpoint_steps(steps: int, per_decade: int = 10) -> np.ndarray:
@@ -27,29 +53,80 @@ class History:
     """Columns recorded at checkpoint steps, plus the iterates themselves.
 
     Index it by column name (``h["angle_gap"]``); ``h.iterates`` is the ``(K, d)`` array of
-    predictors ``beta(t)`` (``w(t)`` for the linear model) at ``h["step"]``; ``h.meta`` holds
-    the run's settings. Write it with
-    :meth:`to_csv`; print it with :meth:`table`.
+    predictors ``beta(t)`` (``w(t)`` for the linear model; the parameters ``theta(t)`` for a
+    ReLU network) at ``h["step"]``, and ``h.directions`` the same rows divided by their norms
+    (always finite). ``h.meta`` holds the run's settings. Write it with :meth:`to_csv`; print
+    it with :meth:`table`.
+
+    Past float64 (runs whose norms or margins pass 1.8e308), the magnitudes that overflow are
+    not columns: ``h.overflowed`` maps each to the reason and the column to read instead, and
+    ``h[name]`` (or ``h.iterates``) raises ``OverflowError`` with that text. The exact rows
+    are ``h.scaled_iterates * 2**h.iterate_scale[:, None]``.
     """
 
     def __init__(
         self,
         columns: dict[str, np.ndarray],
-        iterates: np.ndarray,
+        iterates: np.ndarray | None,
         meta: dict[str, Any],
         arrays: dict[str, np.ndarray] | None = None,
+        *,
+        overflowed: dict[str, str] | None = None,
+        directions: np.ndarray | None = None,
+        scaled_iterates: np.ndarray | None = None,
+        iterate_scale: np.ndarray | None = None,
     ):
         self.columns = columns
-        self.iterates = iterates
         self.meta = meta
         # per-checkpoint arrays that are not one number per row (networks: per-neuron norms
         # and activation patterns), indexed by checkpoint first
         self.arrays = arrays or {}
+        self.overflowed: dict[str, str] = dict(overflowed or {})
+        self._iterates = iterates
+        if iterates is not None:
+            scaled_iterates = iterates if scaled_iterates is None else scaled_iterates
+        elif scaled_iterates is None:
+            raise ValueError("History needs the iterates or their scaled form.")
+        self.scaled_iterates = scaled_iterates
+        n = len(scaled_iterates)
+        self.iterate_scale = (
+            np.zeros(n, dtype=np.int64)
+            if iterate_scale is None
+            else np.asarray(iterate_scale, dtype=np.int64)
+        )
+        self._directions = directions
+
+    def with_columns(self, columns: dict[str, np.ndarray], cls: type | None = None) -> History:
+        """The same record (iterates, arrays, overflow notes) with other columns."""
+        out = (cls or type(self)).__new__(cls or type(self))
+        out.__dict__.update(self.__dict__)
+        out.columns = columns
+        out.overflowed = dict(self.overflowed)
+        return out
+
+    @property
+    def iterates(self) -> np.ndarray:
+        """The recorded rows; ``OverflowError`` when they do not fit in float64."""
+        if self._iterates is None:
+            raise OverflowError(self.overflowed["iterates"])
+        return self._iterates
+
+    @property
+    def directions(self) -> np.ndarray:
+        """The recorded rows divided by their Euclidean norms (zero rows stay zero)."""
+        if self._directions is None:
+            S = np.asarray(self.scaled_iterates)
+            n = norm(S, axis=1) if S.size else np.zeros(len(S))
+            safe = np.where(n > 0, n, 1)
+            self._directions = S / safe[:, None]
+        return self._directions
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
             return self.columns[name]
         except KeyError:
+            if name in self.overflowed:
+                raise OverflowError(self.overflowed[name]) from None
             raise KeyError(
                 f"history has no column {name!r}; columns are {', '.join(self.columns)}."
             ) from None
@@ -60,28 +137,41 @@ class History:
     def __len__(self) -> int:
         return len(self.columns["step"])
 
+    def _csv_rows(self) -> tuple[list[str], np.ndarray]:
+        """The iterate part of the CSV: ``w_j`` (the rows), or ``u_j`` (the directions) when
+        the rows overflow float64 (then ``log_norm`` or ``log_theta_norm`` has the norms)."""
+        if self._iterates is not None:
+            rows, prefix = np.asarray(self._iterates), "w"
+        else:
+            rows, prefix = np.asarray(self.directions), "u"
+        rows = rows.reshape(len(rows), -1)
+        return [f"{prefix}_{j}" for j in range(rows.shape[1])], rows
+
     def to_csv(self, path: str | Path) -> Path:
         """Write the columns (one row per checkpoint) and the iterates ``w_0 .. w_{d-1}``
-        (through pandas when it is installed; the same file without it)."""
+        (their directions ``u_0 .. u_{d-1}`` when the iterates overflow float64), through
+        pandas when it is installed and the same file without it."""
         from .._tidy import write_history_csv
 
         return write_history_csv(self, path)
 
+    def _fmt(self, name: str, v: Any, width: int) -> str:
+        return f"{int(v):>{width}d}" if name == "step" else f"{float(v):>{width}.5g}"
+
     def table(self, columns: list[str] | None = None, max_rows: int = 25) -> str:
         """A fixed-width text table of selected columns at up to ``max_rows`` checkpoints."""
         columns = columns or [c for c in self.columns if c != "loss"]
+        for c in columns:
+            self[c]  # a clear error for unknown or overflowed columns
         idx = np.arange(len(self))
         if len(idx) > max_rows:
             idx = np.unique(np.round(np.linspace(0, len(self) - 1, max_rows)).astype(int))
         head = " ".join(f"{c:>{max(12, len(c))}}" for c in columns)
         lines = [head]
         for i in idx:
-            cells = []
-            for c in columns:
-                width = max(12, len(c))
-                v = self.columns[c][i]
-                cells.append(f"{int(v):>{width}d}" if c == "step" else f"{float(v):>{width}.5g}")
-            lines.append(" ".join(cells))
+            lines.append(
+                " ".join(self._fmt(c, self.columns[c][i], max(12, len(c))) for c in columns)
+            )
         return "\n".join(lines)
 
     # -- tidy views (pandas / xarray are optional extras, imported on use) --------------
@@ -93,7 +183,8 @@ class History:
         Parameters
         ----------
         iterates : bool
-            Also add the iterate entries as columns ``w_0 .. w_{d-1}`` (as in :meth:`to_csv`).
+            Also add the iterate entries as columns ``w_0 .. w_{d-1}`` (as in :meth:`to_csv`;
+            ``u_j``, the directions, when the iterates overflow float64).
 
         Returns
         -------
@@ -124,6 +215,152 @@ class History:
         return history_dataset(self)
 
 
+# ---- numerics on scaled rows -----------------------------------------------------------------
+
+
+def _normalize_rows(A: np.ndarray, exps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(A_n, e_n)`` with ``2**exps[k] A[k] = 2**e_n[k] A_n[k]`` exactly and every nonzero
+    row's largest entry in [0.5, 1) (zero rows stay zero)."""
+    amax = np.max(np.abs(A), axis=1) if A.shape[1] else np.zeros(len(A), A.dtype)
+    _, ex = np.frexp(amax)
+    ex = ex.astype(np.int64)
+    return np.ldexp(A, -ex[:, None]), np.asarray(exps, dtype=np.int64) + ex
+
+
+def _log_scaled(mant: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """``log(mant * 2**exps)`` (natural log), :data:`LOG_FLOOR` where ``mant <= 0``."""
+    mant = np.asarray(mant)
+    out = np.full(mant.shape, LOG_FLOOR)
+    pos = mant > 0
+    out[pos] = np.asarray(np.log(mant[pos]), dtype=np.float64) + np.asarray(exps)[pos] * _LN2
+    return out
+
+
+def _ldexp64(mant: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """``mant * 2**exps`` in float64 (inf where it does not fit; no warning)."""
+    with np.errstate(over="ignore"):
+        return np.ldexp(np.asarray(mant, dtype=np.float64), np.asarray(exps, dtype=np.int64))
+
+
+def _log_loss_rows(margins_s: np.ndarray, exps: np.ndarray, lossobj) -> np.ndarray:
+    """``log sum_n l(m_n)`` per row for margins ``m = 2**exps[k] margins_s[k]``.
+
+    ``log L = -m_min + log sum_n exp(-(m_n - m_min))`` with the differences taken on the
+    scaled margins (exact for the exp loss; for the logistic loss when ``m_min > 40``, where
+    ``log1p(e^-m) = e^-m`` to 1e-18 relative); otherwise the loss's own log value. ``-inf``
+    only where ``m_min`` itself overflows float64 (then ``log L`` is not representable).
+    """
+    K = len(margins_s)
+    out = np.empty(K)
+    for k in range(K):
+        s = np.asarray(margins_s[k], dtype=np.float64)
+        s_min = float(s.min())
+        m_min = float(_ldexp64(s_min, exps[k]))
+        if lossobj.code == 0 or m_min > 40.0:
+            shifted = _ldexp64(s - s_min, exps[k])  # >= 0, inf where far above the minimum
+            with np.errstate(under="ignore"):
+                out[k] = -m_min + math.log(float(np.sum(np.exp(-shifted))))
+        else:  # logistic, margins moderate: every margin fits in float64 here
+            out[k] = logsumexp(lossobj.log_value(_ldexp64(s, exps[k])))
+    return out
+
+
+def _log_half_sumsq(R: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """``log(sum_n r_n**2 / 2)`` per row for ``r = 2**exps[k] R[k]``, with no under- or
+    overflow (:data:`LOG_FLOOR` where every residual is exactly 0)."""
+    R = np.asarray(R, dtype=np.float64)
+    amax = np.max(np.abs(R), axis=1)
+    safe = np.where(amax > 0, amax, 1.0)
+    ssq = np.sum((R / safe[:, None]) ** 2, axis=1)
+    out = np.full(len(R), LOG_FLOOR)
+    ok = amax > 0
+    out[ok] = np.log(0.5 * ssq[ok]) + 2.0 * (np.log(amax[ok]) + np.asarray(exps)[ok] * _LN2)
+    return out
+
+
+def _residuals(out_s, exps, targets) -> tuple[np.ndarray, np.ndarray]:
+    """``(R, rexp)`` with ``2**rexp[k] R[k] = 2**exps[k] out_s[k] - targets`` and no overflow:
+    rows with ``exps <= 0`` in plain float64 (``rexp = 0``), the others scaled."""
+    exps = np.asarray(exps, dtype=np.int64)
+    R = np.empty(out_s.shape, dtype=out_s.dtype)
+    rexp = np.where(exps > 0, exps, 0)
+    with np.errstate(under="ignore"):
+        for k in range(len(out_s)):
+            if exps[k] > 0:
+                R[k] = out_s[k] - np.ldexp(targets, -int(exps[k]))
+            else:
+                R[k] = np.ldexp(out_s[k], int(exps[k])) - targets
+    return R, rexp
+
+
+def _signed_ratio_log(num: np.ndarray, log_den: np.ndarray) -> np.ndarray:
+    """``num / exp(log_den)`` computed in log domain (0 where ``num`` is 0 or the denominator
+    is the floor, i.e. the denominator is 0)."""
+    num = np.asarray(num, dtype=np.float64)
+    out = np.zeros(num.shape)
+    ok = (num != 0) & (log_den > LOG_FLOOR)
+    with np.errstate(under="ignore"):
+        out[ok] = np.sign(num[ok]) * np.exp(np.log(np.abs(num[ok])) - log_den[ok])
+    return out
+
+
+class _Columns:
+    """Collects columns; magnitudes that overflow float64 go to ``overflowed`` instead."""
+
+    def __init__(self, steps: np.ndarray, step_label: str = "step"):
+        self.steps = steps
+        self.step_label = step_label
+        self.cols: dict[str, np.ndarray] = {}
+        self.overflowed: dict[str, str] = {}
+
+    def _where(self, values: np.ndarray) -> str:
+        bad = int(np.argmax(~np.isfinite(values)))
+        return (
+            f"{self.step_label} {self.steps[bad]:g}"
+            if self.steps.dtype.kind == "f"
+            else (f"{self.step_label} {int(self.steps[bad])}")
+        )
+
+    def add(self, name: str, values: np.ndarray, instead: str) -> None:
+        """``values`` as a float64 column, or an overflow note naming ``instead``."""
+        values = np.asarray(values, dtype=np.float64)
+        if np.all(np.isfinite(values)):
+            self.cols[name] = values
+        else:
+            self.overflowed[name] = (
+                f"{name} overflows float64 from {self._where(values)} on; {instead}."
+            )
+
+
+def _ref_columns(cols: _Columns, U, nonzero, ref, Zd) -> None:
+    """Angle gap, direction distance and margin gap of the unit rows ``U`` against ``ref``
+    (Soudry eqs. 3.1-3.3). A zero predictor has cosine 0 with every direction: angle gap 1,
+    direction distance 1 and margin gap the reference's margin."""
+    ref = np.asarray(ref, dtype=U.dtype)
+    K = len(U)
+    dd, ag, mg = np.ones(K), np.ones(K), np.empty(K)
+    vu = ref / norm(ref)
+    c = Zd @ vu
+    mg[:] = float(c.min())
+    if nonzero.any():
+        Un = U[nonzero]
+        dd[nonzero] = np.asarray(direction_distance(Un, ref), dtype=np.float64)
+        ag[nonzero] = np.asarray(angle_gap(Un, ref), dtype=np.float64)
+        mg[nonzero] = np.asarray(margin_gap(Un, ref, Zd), dtype=np.float64)
+    cols.cols["angle_gap"] = ag
+    cols.cols["direction_distance"] = dd
+    cols.cols["margin_gap"] = mg
+
+
+def _iterate_note(cols: _Columns, values: np.ndarray, what: str, log_col: str) -> str:
+    bad = ~np.all(np.isfinite(np.asarray(values, dtype=np.float64)), axis=1)
+    where = cols._where(np.where(bad, np.inf, 0.0))
+    return (
+        f"the {what} overflow float64 from {where} on; h.directions holds the unit rows and "
+        f"h[{log_col!r}] their log norms (exactly: h.scaled_iterates * 2**h.iterate_scale)"
+    )
+
+
 def build_history(
     steps: np.ndarray,
     thetas: np.ndarray,
@@ -140,121 +377,148 @@ def build_history(
     """Derive every column from the recorded parameters (rows ``theta(t)`` at ``steps``).
 
     Classification columns: ``step``, ``loss``, ``log_loss``, ``norm`` (``||beta||``),
-    ``min_margin`` (``min_n y_n x_n.beta``), ``normalized_margin`` (``min margin / ||beta||``)
-    and, with a reference ``w_hat``: ``angle_gap`` (Soudry eq. 3.2), ``direction_distance``
-    (eq. 3.1), ``margin_gap`` (eq. 3.3), ``residual_norm`` (``||beta(t) - w_hat log t||``, eq.
-    2.3) and, when Theorem 4 applies, ``theorem4_residual_norm``. Regression (squared loss):
-    ``loss``, ``log_loss``, ``norm``, ``max_abs_residual`` and ``distance_to_reference``.
-    Deep models add ``theta_norm``, ``layer_norm_1..L`` and (classification)
-    ``normalized_margin_theta`` = ``min margin / ||theta||**L``. Extended-precision runs are
-    processed in ``np.longdouble`` and stored as float64.
+    ``log_norm``, ``min_margin`` (``min_n y_n x_n.beta``), ``log_min_margin``,
+    ``normalized_margin`` (``min margin / ||beta||``; 0 for ``beta = 0``) and, with a
+    reference ``w_hat``: ``angle_gap`` (Soudry eq. 3.2), ``direction_distance`` (eq. 3.1),
+    ``margin_gap`` (eq. 3.3), ``residual_norm`` (``||beta(t) - w_hat log t||``, eq. 2.3) and,
+    when Theorem 4 applies, ``theorem4_residual_norm``. Regression (squared loss): ``loss``,
+    ``log_loss``, ``norm``, ``log_norm``, ``max_abs_residual`` and ``distance_to_reference``.
+    Deep models add ``theta_norm``, ``log_theta_norm``, ``layer_norm_1..L`` and
+    (classification) ``normalized_margin_theta`` = ``min margin / ||theta||**L``.
+    Extended-precision runs are processed in ``np.longdouble`` and stored as float64.
 
-    ``theta_scale`` (deep models): the true rows are ``2**theta_scale[k] * thetas[k]``; then
-    the scale-free columns (gaps, normalized margins) come from the scaled rows, so they stay
-    exact where ``||theta||`` or the margins overflow, and ``log_norm``, ``log_theta_norm``
-    and ``log_min_margin`` (natural logs; ``log(-log L)`` once the loss underflows) stay
-    finite.
+    ``theta_scale``: the true rows are ``2**theta_scale[k] * thetas[k]``. Scale-free columns
+    come from the scaled rows; ``log_*`` columns are natural logs, exact at any scale
+    (:data:`LOG_FLOOR` where the quantity is 0, or for ``log_min_margin`` <= 0);
+    ``log_loss = -m_min + log sum_n exp(-(m_n - m_min))`` is never ``-inf`` while the loss is
+    positive and representable. Magnitudes that overflow float64 are left out (see
+    :class:`History`).
     """
-    thetas = np.asarray(thetas)
-    dt = thetas.dtype
     from ..models import Linear
 
+    thetas = np.asarray(thetas)
+    dt = thetas.dtype
     K = len(thetas)
-    if theta_scale is None or isinstance(model, Linear):
-        theta_scale = np.zeros(K, dtype=np.int64)
-    theta_scale = np.asarray(theta_scale, dtype=np.int64)[:K]
-    if isinstance(model, Linear):
-        B = thetas  # the predictor is the parameter vector (kept in long double if extended)
+    linear = isinstance(model, Linear)
+    steps = np.asarray(steps, dtype=np.int64)
+    e = (
+        np.zeros(K, dtype=np.int64)
+        if theta_scale is None
+        else np.asarray(theta_scale, dtype=np.int64)[:K]
+    )
+    if linear:
+        B = thetas.reshape(K, d)  # the predictor is the parameter vector (long double if so)
     else:
         B = np.array([model.predictor(model.unflatten(th, d)) for th in thetas], dtype=dt)
-    B = B.reshape(K, d)  # scaled predictors: beta = 2**(L e) B
-    bexp = theta_scale * (model.depth if not isinstance(model, Linear) else 1)
+        B = B.reshape(K, d)
+    # beta_k = 2**bexp[k] * Bn[k], every nonzero row of Bn with max entry in [0.5, 1)
+    Bn, bexp = _normalize_rows(B, e * model.depth)
     Zd = np.asarray(Z, dtype=dt)
-    with np.errstate(over="ignore", invalid="ignore"):
-        scaled_out = B @ Zd.T  # (K, N)
-        outputs = np.ldexp(scaled_out, bexp[:, None])  # margins, or regression predictions
-        b_norm_s = norm(B, axis=1)
-        b_norm = np.ldexp(b_norm_s, bexp)
-    B_true = np.ldexp(B, bexp[:, None]) if np.any(bexp) else B
-    cols: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
+    out_s = Bn @ Zd.T  # (K, N): margins (or predictions) / 2**bexp
+    bnorm_s = norm(Bn, axis=1)
+    nonzero = bnorm_s > 0
+    U = Bn / np.where(nonzero, bnorm_s, 1)[:, None]
+    cols = _Columns(steps)
+    cols.cols["step"] = steps
+    log_norm = _log_scaled(bnorm_s, bexp)
+    B_true = None
+    if np.all(e == 0) and np.all(np.isfinite(np.asarray(B, dtype=np.float64))):
+        B_true = B
+    elif not np.all(e == 0):
+        with np.errstate(over="ignore"):
+            cand = np.ldexp(B, (e * model.depth)[:, None])
+        if np.all(np.isfinite(np.asarray(cand, dtype=np.float64))):
+            B_true = cand
     if loss == "squared":
-        resid = np.asarray(outputs - np.asarray(targets, dtype=dt)[None, :], dtype=np.float64)
-        lvals = 0.5 * np.sum(resid**2, axis=1)
-        cols["loss"] = lvals
-        with np.errstate(divide="ignore"):
-            cols["log_loss"] = np.log(lvals)
-        cols["norm"] = np.asarray(b_norm, dtype=np.float64)
-        cols["max_abs_residual"] = np.abs(resid).max(axis=1)
-        if reference is not None:
-            diff = B - np.asarray(reference, dtype=dt)[None, :]
-            cols["distance_to_reference"] = np.asarray(norm(diff, axis=1), dtype=np.float64)
-    else:
-        lossobj = get_loss(loss)
-        log_loss = np.empty(K)
-        for k in range(K):
-            m_s = np.asarray(scaled_out[k], dtype=np.float64)
-            s_min = float(m_s.min())
-            if bexp[k] != 0 and s_min > 0 and np.ldexp(s_min, bexp[k]) > 700.0:
-                # exp and logistic agree here; shift by the min margin, which may overflow
-                with np.errstate(over="ignore"):
-                    shifted = np.ldexp(m_s - s_min, bexp[k])
-                log_loss[k] = -np.ldexp(s_min, bexp[k]) + logsumexp(-shifted)
-            else:
-                log_loss[k] = logsumexp(lossobj.log_value(np.asarray(outputs[k], np.float64)))
-        min_margin = outputs.min(axis=1)
-        cols["loss"] = np.exp(log_loss)
-        cols["log_loss"] = log_loss
-        cols["norm"] = np.asarray(b_norm, dtype=np.float64)
-        cols["min_margin"] = np.asarray(min_margin, dtype=np.float64)
-        if not isinstance(model, Linear):
-            s_min = np.asarray(scaled_out.min(axis=1), dtype=np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cols["log_min_margin"] = np.where(
-                    s_min > 0, np.log(np.where(s_min > 0, s_min, 1.0)) + bexp * np.log(2.0), np.nan
-                )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cols["normalized_margin"] = np.asarray(
-                scaled_out.min(axis=1) / np.where(b_norm_s > 0, b_norm_s, np.nan),
-                dtype=np.float64,
-            )
+        R, rexp = _residuals(out_s, bexp, np.asarray(targets, dtype=dt))
+        log_loss = _log_half_sumsq(R, rexp)
+        with np.errstate(over="ignore", under="ignore"):
+            cols.add("loss", np.exp(log_loss), "read log_loss")
+        cols.cols["log_loss"] = log_loss
+        cols.add("norm", _ldexp64(bnorm_s, bexp), "read log_norm")
+        cols.cols["log_norm"] = log_norm
+        cols.add("max_abs_residual", _ldexp64(np.max(np.abs(R), axis=1), rexp), "read log_loss")
         if reference is not None:
             ref = np.asarray(reference, dtype=dt)
-            nonzero = b_norm > 0
-            for name, fn in (("angle_gap", angle_gap), ("direction_distance", direction_distance)):
-                col = np.full(len(B), np.nan)
-                if nonzero.any():
-                    col[nonzero] = np.asarray(fn(B[nonzero], ref), dtype=np.float64)
-                cols[name] = col
-            col = np.full(len(B), np.nan)
-            if nonzero.any():
-                col[nonzero] = np.asarray(margin_gap(B[nonzero], ref, Zd), dtype=np.float64)
-            cols["margin_gap"] = col
+            with np.errstate(over="ignore", invalid="ignore"):
+                base = B_true if B_true is not None else np.ldexp(Bn, bexp[:, None])
+                dist = norm(base - ref[None, :], axis=1)
+            cols.add("distance_to_reference", dist, "the iterates overflow float64")
+    else:
+        lossobj = get_loss(loss)
+        s_min = np.asarray(out_s.min(axis=1), dtype=np.float64)
+        log_loss = _log_loss_rows(out_s, bexp, lossobj)
+        log_min_margin = _log_scaled(s_min, bexp)
+        with np.errstate(under="ignore", over="ignore"):
+            cols.add("loss", np.exp(log_loss), "read log_loss")  # (0 where it underflows)
+        cols.add(
+            "log_loss",
+            log_loss,
+            "log L = -exp(log_min_margin) + log(sum_n exp(-(m_n - m_min))) and the second "
+            "term is below log N, so log(-log L) = h['log_min_margin'] to float64 precision",
+        )
+        cols.add("norm", _ldexp64(bnorm_s, bexp), "read log_norm")
+        cols.cols["log_norm"] = log_norm
+        cols.add("min_margin", _ldexp64(s_min, bexp), "read log_min_margin")
+        cols.cols["log_min_margin"] = log_min_margin
+        nm = np.zeros(K)
+        nm[nonzero] = np.asarray(s_min[nonzero] / bnorm_s[nonzero], dtype=np.float64)
+        cols.cols["normalized_margin"] = nm
+        if reference is not None:
+            ref = np.asarray(reference, dtype=dt)
+            _ref_columns(cols, U, nonzero, ref, Zd)
             logt = np.log(np.asarray(steps, dtype=dt))
-            with np.errstate(invalid="ignore"):
-                residual = B_true - logt[:, None] * ref[None, :]
-            cols["residual_norm"] = np.asarray(norm(residual, axis=1), dtype=np.float64)
-            if w_tilde is not None:
-                r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
-                cols["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
-    if not isinstance(model, Linear):
-        th64 = np.asarray(thetas, dtype=np.float64)
-        t_norm_s = np.linalg.norm(th64, axis=1)
-        with np.errstate(over="ignore", divide="ignore"):
-            cols["theta_norm"] = np.ldexp(t_norm_s, theta_scale)
-            cols["log_theta_norm"] = np.log(t_norm_s) + theta_scale * np.log(2.0)
-            cols["log_norm"] = np.asarray(np.log(b_norm_s), np.float64) + bexp * np.log(2.0)
-        for layer, arr in enumerate(zip(*[model.unflatten(th, d) for th in th64], strict=True)):
-            with np.errstate(over="ignore"):
-                cols[f"layer_norm_{layer + 1}"] = np.ldexp(
-                    np.array([np.linalg.norm(np.ravel(a)) for a in arr]), theta_scale
-                )
+            hint = "the iterates grow faster than log t here; read the gap columns"
+            with np.errstate(over="ignore", invalid="ignore"):
+                base = B_true if B_true is not None else np.ldexp(Bn, bexp[:, None])
+                residual = base - logt[:, None] * ref[None, :]
+                cols.add("residual_norm", norm(residual, axis=1), hint)
+                if w_tilde is not None:
+                    r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
+                    cols.add("theorem4_residual_norm", norm(r4, axis=1), hint)
+    if not linear:
+        th = np.asarray(thetas)
+        t_norm_s = norm(th, axis=1) if th.shape[1] else np.zeros(K)
+        log_theta_norm = _log_scaled(t_norm_s, e)
+        cols.add("theta_norm", _ldexp64(t_norm_s, e), "read log_theta_norm")
+        cols.cols["log_theta_norm"] = log_theta_norm
+        _layer_columns(cols, [model.unflatten(row, d) for row in th], e)
         if loss != "squared":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cols["normalized_margin_theta"] = (
-                    np.asarray(scaled_out.min(axis=1), dtype=np.float64)
-                    / np.where(t_norm_s > 0, t_norm_s, np.nan) ** model.depth
-                )
-    return History(cols, B_true, meta)
+            # min margin / ||theta||**L, from the scaled rows: log-domain ratio
+            # = s_min * 2**(bexp - e L) / ||theta_s||**L: only small exponents meet here
+            num = np.asarray(s_min, dtype=np.float64)
+            pos = t_norm_s > 0
+            log_den = np.full(K, LOG_FLOOR)
+            log_den[pos] = (
+                model.depth * np.log(np.asarray(t_norm_s[pos], np.float64))
+                - (bexp[pos] - e[pos] * model.depth) * _LN2
+            )
+            cols.cols["normalized_margin_theta"] = _signed_ratio_log(num, log_den)
+    overflowed = cols.overflowed
+    if B_true is None:
+        overflowed["iterates"] = _iterate_note(
+            cols, _ldexp64(Bn, bexp[:, None]), "predictors", "log_norm"
+        )
+    return History(
+        cols.cols,
+        B_true,
+        meta,
+        overflowed=overflowed,
+        directions=U,
+        scaled_iterates=Bn,
+        iterate_scale=bexp,
+    )
+
+
+def _layer_columns(cols: _Columns, layers_per_row: list, e: np.ndarray) -> None:
+    """``layer_norm_l`` (``log_layer_norm_l`` too when it overflows float64)."""
+    for layer, arr in enumerate(zip(*layers_per_row, strict=True)):
+        n_s = np.array([float(norm(np.ravel(np.asarray(a, dtype=np.float64)))) for a in arr])
+        name = f"layer_norm_{layer + 1}"
+        full = _ldexp64(n_s, e)
+        cols.add(name, full, f"read log_{name}")
+        if name in cols.overflowed:
+            cols.cols[f"log_{name}"] = _log_scaled(n_s, e)
 
 
 def build_network_history(
@@ -275,79 +539,112 @@ def build_network_history(
     ``active_fraction_l``: the fraction of (sample, neuron) pairs of hidden layer l with a
     positive input. ``iterates`` holds the parameter rows ``theta(t)``; ``arrays`` holds, per
     checkpoint, ``neuron_norms_l`` (K, width: incoming weight norm of every neuron of hidden
-    layer l) and ``active_l`` (K, N, width: which neurons are active on which inputs).
+    layer l; ``log_neuron_norms_l`` instead once they overflow float64) and ``active_l``
+    (K, N, width: which neurons are active on which inputs). Past float64 the same rules as
+    :func:`build_history` apply (``Phi`` is homogeneous of degree L in ``theta``).
     """
     thetas = np.asarray(thetas, dtype=np.float64)
     K, L = len(thetas), model.depth
-    e = np.zeros(K, np.int64) if theta_scale is None else np.asarray(theta_scale)[:K]
-    cols: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
+    e = np.zeros(K, np.int64) if theta_scale is None else np.asarray(theta_scale, np.int64)[:K]
+    steps = np.asarray(steps)
+    cols = _Columns(steps)
+    cols.cols["step"] = steps
     out_s = np.array([model.forward(th, X) for th in thetas]).reshape(K, -1)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        outputs = np.ldexp(out_s, (e * L)[:, None])
-        t_norm_s = np.linalg.norm(thetas, axis=1)
-        if loss == "squared":
-            lvals = 0.5 * np.sum((outputs - y[None, :]) ** 2, axis=1)
-            cols["loss"], cols["log_loss"] = lvals, np.log(lvals)
+    oexp = e * L
+    t_norm_s = norm(thetas, axis=1) if thetas.shape[1] else np.zeros(K)
+    log_theta_norm = _log_scaled(t_norm_s, e)
+    y = np.asarray(y, dtype=np.float64)
+    if loss == "squared":
+        R, rexp = _residuals(out_s, oexp, y)
+        log_loss = _log_half_sumsq(R, rexp)
+        with np.errstate(over="ignore", under="ignore"):
+            cols.add("loss", np.exp(log_loss), "read log_loss")
+        cols.cols["log_loss"] = log_loss
+    else:
+        lossobj = get_loss(loss)
+        m_s = y[None, :] * out_s
+        s_min = m_s.min(axis=1)
+        log_loss = _log_loss_rows(m_s, oexp, lossobj)
+        with np.errstate(under="ignore", over="ignore"):
+            cols.add("loss", np.exp(log_loss), "read log_loss")
+        cols.add("log_loss", log_loss, "log(-log L) = h['log_min_margin'] to float64 precision")
+        cols.add("min_margin", _ldexp64(s_min, oexp), "read log_min_margin")
+        cols.cols["log_min_margin"] = _log_scaled(s_min, oexp)
+        log_den = np.full(K, LOG_FLOOR)
+        pos = t_norm_s > 0
+        log_den[pos] = L * np.log(t_norm_s[pos])  # the 2**(e L) of both sides cancels
+        cols.cols["normalized_margin_theta"] = _signed_ratio_log(s_min, log_den)
+    cols.add("theta_norm", _ldexp64(t_norm_s, e), "read log_theta_norm")
+    cols.cols["log_theta_norm"] = log_theta_norm
+    _layer_columns(cols, [model.unflatten(th, X.shape[1]) for th in thetas], e)
+    actives = [model.activation_patterns(th, X) for th in thetas]
+    arrays: dict[str, np.ndarray] = {}
+    for layer in range(len(actives[0]) if actives else 0):
+        cols.cols[f"active_fraction_{layer + 1}"] = np.array([np.mean(a[layer]) for a in actives])
+        arrays[f"active_{layer + 1}"] = np.array([a[layer] for a in actives])
+        n_s = np.array([model.neuron_norms(th)[layer] for th in thetas])
+        full = _ldexp64(n_s, e[:, None])
+        if np.all(np.isfinite(full)):
+            arrays[f"neuron_norms_{layer + 1}"] = full
         else:
-            lossobj = get_loss(loss)
-            m_s = y[None, :] * out_s
-            log_loss = np.array([logsumexp(lossobj.log_value(m)) for m in y[None, :] * outputs])
-            cols["loss"], cols["log_loss"] = np.exp(log_loss), log_loss
-            s_min = m_s.min(axis=1)
-            cols["min_margin"] = np.ldexp(s_min, e * L)
-            cols["log_min_margin"] = np.where(
-                s_min > 0, np.log(np.where(s_min > 0, s_min, 1.0)) + e * L * np.log(2.0), np.nan
+            arrays[f"log_neuron_norms_{layer + 1}"] = _log_scaled(
+                n_s, np.broadcast_to(e[:, None], n_s.shape)
             )
-            cols["normalized_margin_theta"] = s_min / np.where(t_norm_s > 0, t_norm_s, np.nan) ** L
-        cols["theta_norm"] = np.ldexp(t_norm_s, e)
-        cols["log_theta_norm"] = np.log(t_norm_s) + e * np.log(2.0)
-        rows = [model.unflatten(th, X.shape[1]) for th in thetas]
-        for layer, arr in enumerate(zip(*rows, strict=True)):
-            cols[f"layer_norm_{layer + 1}"] = np.ldexp(
-                np.array([np.linalg.norm(np.ravel(a)) for a in arr]), e
-            )
-        actives = [model.activation_patterns(th, X) for th in thetas]
-        arrays: dict[str, np.ndarray] = {}
-        for layer in range(len(actives[0]) if actives else 0):
-            cols[f"active_fraction_{layer + 1}"] = np.array([np.mean(a[layer]) for a in actives])
-            arrays[f"active_{layer + 1}"] = np.array([a[layer] for a in actives])
-            arrays[f"neuron_norms_{layer + 1}"] = np.array(
-                [
-                    np.ldexp(model.neuron_norms(th)[layer], ek)
-                    for th, ek in zip(thetas, e, strict=True)
-                ]
-            )
-        iterates = np.ldexp(thetas, e[:, None])
-    return History(cols, iterates, meta, arrays)
+    full = _ldexp64(thetas, e[:, None])
+    iterates = full if np.all(np.isfinite(full)) else None
+    if iterates is None:
+        cols.overflowed["iterates"] = _iterate_note(cols, full, "parameters", "log_theta_norm")
+    return History(
+        cols.cols,
+        iterates,
+        meta,
+        arrays,
+        overflowed=cols.overflowed,
+        scaled_iterates=thetas,
+        iterate_scale=e,
+    )
 
 
-@dataclass
+# ---- the result of a run ---------------------------------------------------------------------
+
+
+@dataclass(eq=False)
 class Run:
     """The result of :func:`fastbias.train`.
 
     Attributes
     ----------
     coef : ndarray
-        The final predictor ``beta = P(theta(T))`` (for the linear model, ``w(T)``).
+        The final predictor ``beta = P(theta(T))`` (for the linear model, ``w(T)``; None for
+        a ReLU network). Reading it raises ``OverflowError`` when ``beta`` does not fit in
+        float64 (runs past ``||beta|| = 1.8e308``): use ``direction`` and ``log_coef_norm``
+        (``beta = exp(log_coef_norm) * direction``).
+    direction : ndarray or None
+        ``beta / ||beta||``, always finite (zero when ``beta = 0``; None for ReLU networks).
+    log_coef_norm : float or None
+        ``log ||beta||`` (natural log; :data:`LOG_FLOOR` for ``beta = 0``), exact at any
+        scale.
     params : list of ndarray
-        The final parameters, one array per layer (``[w]`` for the linear model).
+        The final parameters, one array per layer (``[w]`` for the linear model); raises
+        ``OverflowError`` past float64 (use ``scaled_params`` and ``theta_scale``).
     model : Model
         The parameterization that was trained.
     history : History
         Checkpointed diagnostics.
     status : str
-        ``"completed"`` or ``"interrupted"`` (Ctrl-C: the steps finished so far are kept).
+        ``"completed"``, ``"interrupted"`` (Ctrl-C: the steps finished so far are kept), or
+        another truthful word on how the run ended (see :func:`fastbias.train`).
     steps_done : int
         Number of GD steps taken.
     reference : object or None
         The max-margin solution (or user direction) the gaps are measured against.
     theta_scale, scaled_params :
         ``params = 2**theta_scale * scaled_params`` exactly; deep models rescale by powers of
-        two so that runs whose parameters outgrow float64 (``params`` then holds inf) keep
-        their direction in ``scaled_params``.
+        two so that runs whose parameters outgrow float64 keep their direction in
+        ``scaled_params``.
     """
 
-    coef: np.ndarray
+    coef: np.ndarray | None
     params: list[np.ndarray]
     history: History
     status: str
@@ -358,6 +655,50 @@ class Run:
     model: Any = None
     theta_scale: int = 0
     scaled_params: list[np.ndarray] | None = None
+    direction: np.ndarray | None = None
+    log_coef_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        self._coef_note = self._params_note = ""
+        if self.scaled_params is None and self._params is not None:
+            self.scaled_params = [np.asarray(p) for p in self._params]
+        params_ok = self._params is None or all(
+            np.all(np.isfinite(np.asarray(p, dtype=np.float64))) for p in self._params
+        )
+        if not params_ok:
+            self._params_note = (
+                f"the parameters overflow float64 (theta_scale = {self.theta_scale}); read "
+                "run.scaled_params and run.theta_scale: params = 2**theta_scale * scaled_params"
+            )
+        if self._coef is None and self.direction is None:
+            linear = getattr(self.model, "linear_predictor", True)
+            if not linear or self.model is None or self.scaled_params is None:
+                return
+            beta_s = np.asarray(self.model.predictor(self.scaled_params)).ravel()
+            self._set_direction(beta_s, self.theta_scale * self.model.depth)
+            return
+        if self._coef is None:
+            return
+        coef64 = np.asarray(self._coef, dtype=np.float64)
+        if np.all(np.isfinite(coef64)):
+            if self.direction is None:
+                self._set_direction(np.asarray(self._coef).ravel(), 0)
+            return
+        # beta overflows: the direction and log-norm from the scaled parameters
+        if self.direction is None and self.scaled_params is not None and self.model is not None:
+            beta_s = np.asarray(self.model.predictor(self.scaled_params)).ravel()
+            self._set_direction(beta_s, self.theta_scale * self.model.depth)
+        self._coef_note = (
+            "run.coef (the predictor beta) overflows float64 "
+            f"(log ||beta|| = {self.log_coef_norm:.6g}); read run.direction (beta / ||beta||, "
+            "finite) and run.log_coef_norm: beta = exp(log_coef_norm) * direction"
+        )
+
+    def _set_direction(self, beta_s: np.ndarray, exponent: int) -> None:
+        bn, ex = _normalize_rows(np.asarray(beta_s)[None, :], np.array([exponent]))
+        n = float(norm(np.asarray(bn[0], dtype=np.float64)))
+        self.direction = np.asarray(bn[0], dtype=np.float64) / n if n > 0 else np.zeros(bn.shape[1])
+        self.log_coef_norm = float(_log_scaled(np.array([n]), ex)[0])
 
     def rates(self, t_min: int | None = None, t_max: int | None = None):
         """Fitted convergence rates (:func:`fastbias.diagnostics.fit_rates`)."""
@@ -396,7 +737,36 @@ class Run:
         )
 
     def __repr__(self) -> str:
+        if self._coef_note:
+            beta = f"direction={self.direction!r}, log_coef_norm={self.log_coef_norm:.6g}"
+        else:
+            beta = f"coef={self._coef!r}"
         return (
             f"Run(model={self.settings.get('model')!r}, loss={self.settings.get('loss')!r}, "
-            f"steps_done={self.steps_done}, status={self.status!r}, coef={self.coef!r})"
+            f"steps_done={self.steps_done}, status={self.status!r}, {beta})"
         )
+
+
+def _get_coef(self: Run) -> np.ndarray | None:
+    if self._coef_note:
+        raise OverflowError(self._coef_note)
+    return self._coef
+
+
+def _set_coef(self: Run, value: Any) -> None:
+    self._coef = value
+
+
+def _get_params(self: Run) -> list[np.ndarray]:
+    if self._params_note:
+        raise OverflowError(self._params_note)
+    return self._params
+
+
+def _set_params(self: Run, value: Any) -> None:
+    self._params = value
+
+
+# the dataclass fields ``coef`` and ``params`` are read through these (set by __init__)
+Run.coef = property(_get_coef, _set_coef, doc="The final predictor (see the class doc).")  # type: ignore[assignment]
+Run.params = property(_get_params, _set_params, doc="The final layers (see the class doc).")  # type: ignore[assignment]

@@ -65,14 +65,40 @@ class Prediction:
     def __bool__(self) -> bool:
         return self.kind != "none"
 
+    def angle_gap(self, run: Any) -> float:
+        """``1 - cos`` between the predicted direction and a run's final predictor.
+
+        ``run``: a :class:`~fastbias.Run` (its ``direction``, finite also for runs whose
+        ``coef`` overflows float64) or a predictor vector. Computed from the difference of
+        unit vectors (accurate far below 1e-16, Soudry eq. 3.2).
+        """
+        from ..diagnostics import angle_gap
+
+        if self.direction is None:
+            raise ValueError(f"there is no predicted direction: {self.reason}")
+        beta = getattr(run, "direction", run)
+        if beta is None:
+            raise ValueError("the run has no linear predictor (a ReLU network).")
+        beta = np.asarray(beta, dtype=np.float64).ravel()
+        if beta.shape != self.direction.shape or not np.all(np.isfinite(beta)):
+            raise ValueError(
+                f"expected a finite predictor of length {self.direction.size}; got shape "
+                f"{beta.shape}."
+            )
+        if not np.any(beta):
+            return 1.0  # the zero predictor has cosine 0 with every direction
+        return float(angle_gap(beta, self.direction))
+
 
 def _none(reason: str, theorem: str = "") -> Prediction:
     return Prediction("none", None, None, theorem, reason=reason)
 
 
 def _from_solution(kind, sol, theorem, stationary_only=False) -> Prediction:
+    from ..diagnostics import norm
+
     coef = np.asarray(sol.coef, dtype=np.float64)
-    return Prediction(kind, coef, coef / np.linalg.norm(coef), theorem, stationary_only, sol)
+    return Prediction(kind, coef, coef / norm(coef), theorem, stationary_only, sol)
 
 
 def predicted_limit(
@@ -80,7 +106,7 @@ def predicted_limit(
     X: Any,
     y: Any = None,
     *,
-    loss: str = "exp",
+    loss: str | None = None,
     init: Any = None,
     init_scale: float = 1.0,
     seed: int | None = 0,
@@ -89,11 +115,15 @@ def predicted_limit(
 
     Parameters
     ----------
-    model : Model or str
-        Any model of :mod:`fastbias.models` (or a name such as ``"diag:3"``).
+    model : Model, str or Run
+        Any model of :mod:`fastbias.models` (or a name such as ``"diag:3"``), or a finished
+        :class:`~fastbias.Run` (also one past float64): its model, loss, ``init_scale`` and
+        ``seed`` are used (pass ``init`` for runs started from explicit arrays). Compare with
+        :meth:`Prediction.angle_gap`.
     X, y : arrays
         Data (labels for exp/logistic, real targets for ``loss="squared"``).
-    loss : {"exp", "logistic", "squared"}
+    loss : {"exp", "logistic", "squared"}, optional
+        Default: the run's loss, or ``"exp"``.
     init, init_scale, seed :
         The initialization passed to ``train`` (used by the regression limits, which depend
         on it; Yun et al. Theorems 5-6).
@@ -104,7 +134,16 @@ def predicted_limit(
         ``kind`` "direction", "point" or "none", with the theorem and the solver's result.
     """
     from ..models import Convolutional, Diagonal, FullyConnected, Linear, Tensor, get_model
+    from ..optim.history import Run
 
+    if isinstance(model, Run):
+        settings = model.settings
+        loss = settings.get("loss", "exp") if loss is None else loss
+        if init is None and init_scale == 1.0 and seed == 0:
+            init_scale = settings.get("init_scale", 1.0)
+            seed = settings.get("seed", 0)
+        model = model.model
+    loss = "exp" if loss is None else loss
     check_choice(loss, "loss", ["exp", "exponential", "logistic", "squared"])
     mdl = get_model(model)
     if loss == "squared":
@@ -199,6 +238,7 @@ def _limit_direction(res) -> Prediction:
 
 
 def _regression(mdl, X, y, init, init_scale, seed) -> Prediction:
+    from ..diagnostics import norm as vector_norm
     from ..models import Convolutional, Diagonal, Linear
     from .regression import (
         conv_even_regression_limit,
@@ -216,7 +256,7 @@ def _regression(mdl, X, y, init, init_scale, seed) -> Prediction:
         pred = Prediction(
             "point",
             coef,
-            coef / np.linalg.norm(coef) if np.any(coef) else None,
+            coef / vector_norm(coef) if np.any(coef) else None,
             "GD on least squares stays in w0 + row space of X: the interpolant nearest to w0",
         )
         return pred
