@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_X_y
+from .._validation import check_scale, check_X_y
 from ..models import Model
 from ..models.network import Network
 
@@ -52,6 +52,7 @@ class Problem:
                 f"Network(...), ...); got {model!r}."
             )
         X, y = check_X_y(X, y)
+        check_scale(X, 1e150, "the optimality analysis forms products of inputs")
         self.model = model
         self.X = X
         self.y = y

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .._validation import check_positive_int
 from ..exceptions import NotSeparableError
 from ..kernels import C_THREADS
 from ..models import FullyConnected, Linear, get_model
@@ -80,9 +81,10 @@ def train_batch(
         except NotSeparableError:
             if reference == "svm":
                 raise
-    workers = n_workers or os.cpu_count() or 1
-    if workers < 1:
-        raise ValueError(f"n_workers must be >= 1; got {n_workers}.")
+    if n_workers is None:
+        workers = os.cpu_count() or 1
+    else:
+        workers = check_positive_int(n_workers, "n_workers")
 
     def one(cfg: dict[str, Any]) -> Run:
         return train(X, y, **{**common, **cfg})

@@ -31,6 +31,7 @@ from fastbias._validation import check_positive, check_positive_int, check_X_y
 
 from ._convex import convex_margin
 from ._results import MarginSolution, MulticlassMarginSolution
+from ._scale import rescale_solution, unit_scale
 from .l2_margin import MaxMarginSolution, _blas_single_thread
 from .l2_margin import max_margin as _l2_max_margin
 from .lp_margin import irl1_margin
@@ -125,6 +126,11 @@ def max_margin(
     norm, pf = check_norm_p(norm, p)
     if S is not None and norm != "transformed":
         raise ValueError(f"S is only used with norm='transformed'; got norm={norm!r}.")
+    X, y = check_X_y(X, y)
+    Xs, c = unit_scale(X)
+    if c != 1.0:  # data far from unit scale: solve on X / c (exact), map the solution back
+        sol = max_margin(Xs, y, norm, p, S, False, starts, seed, tol=tol)
+        return rescale_solution(sol, c, X)
     if norm == "l2":
         return _l2_max_margin(X, y, tol=_DEFAULT_TOL["l2"] if tol is None else tol)
     starts = check_positive_int(starts, "starts")

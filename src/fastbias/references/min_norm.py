@@ -20,6 +20,7 @@ from . import _conic
 from ._convex import refine
 from ._problem import dft_problem, l1_problem
 from ._results import MinNormSolution
+from ._scale import rescale_solution, unit_scale
 from .l2_margin import _blas_single_thread
 
 __all__ = ["min_norm"]
@@ -119,6 +120,9 @@ def min_norm(X: Any, y: Any, norm: str = "l2", *, tol: float = 1e-9) -> MinNormS
     X, y = check_X_targets(X, y)
     check_choice(norm, "norm", ("l2", "l1", "dft-l1"))
     tol = check_positive(tol, "tol")
+    Xs, c = unit_scale(X)
+    if c != 1.0:  # data far from unit scale: solve X/c z' = y (exact), z = z' / c
+        return rescale_solution(min_norm(Xs, y, norm, tol=tol), c)
     limit = _blas_single_thread()
     if limit is None:  # pragma: no cover
         return _min_norm(X, y, norm, tol)

@@ -21,6 +21,7 @@ Yun et al. Theorem 2 states the same conditions for ``rho`` with ``x_hat_n = con
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from ._problem import (
     transformed_problem,
 )
 from ._results import StationarityResult, StationaryPoint
+from ._scale import rescale_certificate, unit_scale
 
 __all__ = ["stationarity", "stationary_point_near", "StationarityResult", "check_norm_p"]
 
@@ -415,6 +417,12 @@ def stationarity(
     zero_tol = check_positive(zero_tol, "zero_tol")
     if S is not None and norm != "transformed":
         raise ValueError(f"S is only used with norm='transformed'; got norm={norm!r}.")
+    Xs, c = unit_scale(X)
+    bs, b = unit_scale(beta[None, :])
+    if c != 1.0 or b != 1.0:  # far from unit scale: certify beta / b on X / c (exact)
+        res = stationarity(bs[0], Xs, y, norm, p, S=S, tol=tol, zero_tol=zero_tol)
+        res = rescale_certificate(res, c, 2.0 if norm == "l2" else p)
+        return dataclasses.replace(res, scale=res.scale / b)
     Z = y[:, None] * X
     if norm == "l2":
         return certify_l2(Z, beta, tol)
