@@ -125,20 +125,51 @@ class Model(ABC):
                 )
             params = []
             for layer, (arr, shape) in enumerate(zip(init, shapes, strict=True)):
-                arr = np.array(arr, dtype=np.float64)
-                if arr.shape != shape:
-                    if arr.size == np.prod(shape) and arr.ndim == 1 and len(shape) == 1:
-                        arr = arr.reshape(shape)
-                    else:
-                        raise ValueError(
-                            f"init layer {layer + 1} has shape {arr.shape}; expected {shape}."
-                        )
+                try:
+                    arr = np.array(arr, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"init layer {layer + 1} must be a numeric array; got {type(arr)}."
+                    ) from None
+                arr = self._init_layer(layer, arr, tuple(shape), d)
                 if not np.all(np.isfinite(arr)):
                     raise ValueError(f"init layer {layer + 1} contains NaN or inf.")
                 params.append(arr)
         return [p * float(init_scale) for p in params]
 
     default_init: str = "gaussian"
+
+    def _init_layer(self, layer: int, arr: np.ndarray, shape: tuple, d: int) -> np.ndarray:
+        """One layer of a user's ``init`` in the layout of :meth:`shapes`.
+
+        Accepted: that shape; a flat vector of the same size (C order); the same array with
+        singleton axes added or dropped (``(h, 1)`` for ``(h,)``); and what
+        :meth:`_natural_layer` maps (a model's other natural layout). Otherwise a
+        ValueError saying which layouts are expected.
+        """
+        size = int(np.prod(shape))
+        if arr.shape == shape:
+            return arr
+        if arr.size == size and (
+            arr.ndim == 1
+            or tuple(n for n in arr.shape if n != 1) == tuple(n for n in shape if n != 1)
+        ):
+            return arr.reshape(shape)
+        natural = self._natural_layer(layer, arr, d)
+        if natural is not None:
+            return natural
+        layouts = [str(shape), f"a flat vector of {size} entries"] + self._natural_layouts(layer, d)
+        raise ValueError(
+            f"init layer {layer + 1} has shape {arr.shape}; expected {', or '.join(layouts)}."
+        )
+
+    def _natural_layer(self, layer: int, arr: np.ndarray, d: int) -> np.ndarray | None:
+        """Another natural layout of layer ``layer`` mapped to :meth:`shapes`, or None."""
+        return None
+
+    def _natural_layouts(self, layer: int, d: int) -> list[str]:
+        """The layouts :meth:`_natural_layer` accepts, for error messages."""
+        return []
 
     # ---- theory ----------------------------------------------------------------------------
     def convergence_condition(

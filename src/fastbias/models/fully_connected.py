@@ -35,6 +35,20 @@ class FullyConnected(Model):
             (int(dims[-1]),)
         ]
 
+    def _natural_layer(self, layer: int, arr: np.ndarray, d: int) -> np.ndarray | None:
+        """A weight matrix given as ``(out, in)`` (Vardi's ``W^(l)``, PyTorch's layout): the
+        transpose of this model's ``(in, out)`` layer. Square layers must use ``(in, out)``."""
+        shape = self.shapes(d)[layer]
+        if len(shape) == 2 and shape[0] != shape[1] and arr.shape == shape[::-1]:
+            return np.ascontiguousarray(arr.T)
+        return None
+
+    def _natural_layouts(self, layer: int, d: int) -> list[str]:
+        shape = self.shapes(d)[layer]
+        if len(shape) == 2 and shape[0] != shape[1]:
+            return [f"the (out, in) weight matrix {shape[::-1]}"]
+        return []
+
     def predictor(self, params: Sequence[np.ndarray]) -> np.ndarray:
         beta = np.asarray(params[-1], dtype=np.float64)
         for W in reversed(params[:-1]):

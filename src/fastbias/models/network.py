@@ -352,6 +352,34 @@ class Network(Model):
             out.append(np.where(g >= 0, u[np.maximum(g, 0)], 0.0))
         return out
 
+    def _natural_layer(self, layer: int, arr: np.ndarray, d: int) -> np.ndarray | None:
+        """Layer ``layer`` given as its weight matrix ``W^(l)`` of shape ``(d_l, d_{l-1})``
+        (structural zeros zero, shared positions equal), or its transpose when not square."""
+        g = self.patterns[layer]
+        cand = arr
+        if arr.ndim == 2 and arr.shape != g.shape and arr.shape == g.shape[::-1]:
+            cand = arr.T
+        elif arr.ndim == 1 and g.shape[0] == 1 and arr.size == g.shape[1]:
+            cand = arr[None, :]
+        if cand.shape != g.shape:
+            return None
+        if np.any(cand[g < 0] != 0):
+            raise ValueError(
+                f"init layer {layer + 1} is a {g.shape} weight matrix with nonzero entries where "
+                "the network's pattern has no connection."
+            )
+        u = np.zeros(self.n_layer_params[layer])
+        u[g[g >= 0]] = cand[g >= 0]
+        if np.any(u[np.maximum(g, 0)][g >= 0] != cand[g >= 0]):
+            raise ValueError(
+                f"init layer {layer + 1} is a {g.shape} weight matrix that gives a shared "
+                "parameter two values."
+            )
+        return u
+
+    def _natural_layouts(self, layer: int, d: int) -> list[str]:
+        return [f"the weight matrix W^({layer + 1}) of shape {self.patterns[layer].shape}"]
+
     def params_from_weights(
         self, weights: Sequence[np.ndarray], atol: float = 0.0
     ) -> list[np.ndarray]:
