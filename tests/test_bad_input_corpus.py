@@ -36,14 +36,14 @@ class Case:
     raises: str | None = None
     check: str = ""
     warns: str | None = None
-    timeout: float = 30.0
+    timeout: float = 60.0  # seconds, on a busy machine
     alone: bool = False
 
 
 CASES: list[Case] = []
 
 
-def case(id, code, raises=None, check="", warns=None, timeout=30.0, alone=False):
+def case(id, code, raises=None, check="", warns=None, timeout=60.0, alone=False):
     assert id not in {c.id for c in CASES}, id
     CASES.append(Case(id, code, raises, check, warns, timeout, alone))
 
@@ -778,6 +778,12 @@ case(
 )
 
 
+# The harness's own cases: a segfault and a hang must be failures, the case after them runs.
+case("harness/segfault", "import ctypes; ctypes.string_at(0)")
+case("harness/after", "r = fb.train(X, y, steps=10)")
+case("harness/hang", "import time; time.sleep(600)", timeout=3.0)
+
+
 # ---- the harness -------------------------------------------------------------------------------
 def _run_case(c: Case, ns_base: dict) -> dict:
     """Run one case in this (worker) process; a dict with ok and detail."""
@@ -840,42 +846,77 @@ def _run_case(c: Case, ns_base: dict) -> dict:
 
 def _worker(ids: list[str]) -> None:
     by_id = {c.id: c for c in CASES}
+    exec(PRELUDE, {})  # imports and first compilations, outside the cases' time budgets
+    print(json.dumps({"event": "ready"}), flush=True)
     for cid in ids:
-        print(json.dumps({"id": cid, "event": "start", "t": time.time()}), flush=True)
+        print(json.dumps({"id": cid, "event": "start"}), flush=True)
+        t0 = time.perf_counter()
         result = _run_case(by_id[cid], {})
+        result["seconds"] = time.perf_counter() - t0
         print(json.dumps({"id": cid, "event": "done", **result}), flush=True)
 
 
 def _run_batch(ids: list[str], results: dict) -> list[str]:
-    """Run ``ids`` in one worker; record results; return the ids not run (after a crash)."""
+    """Run ``ids`` in one worker; record results; return the ids not run (after a crash or a
+    hang, which fail the case that was running). Each case must finish within its timeout."""
+    import queue
+    import threading
+
     by_id = {c.id: c for c in CASES}
-    budget = 20.0 + sum(by_id[i].timeout for i in ids)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, __file__, "--worker", json.dumps(ids)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget, env=env)
-        out, err, code, hung = proc.stdout, proc.stderr, proc.returncode, False
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err, code, hung = "", None, True
-    started = None
-    for line in out.splitlines():
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # noqa: S603
+    lines: queue.Queue = queue.Queue()
+    errors: list[str] = []
+
+    def pump(stream, sink):
+        for line in stream:
+            sink(line)
+        if stream is proc.stdout:
+            lines.put(None)
+
+    threading.Thread(target=pump, args=(proc.stdout, lines.put), daemon=True).start()
+    threading.Thread(target=pump, args=(proc.stderr, errors.append), daemon=True).start()
+    current, deadline = None, time.monotonic() + 180.0  # until the worker is ready
+    hung = False
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            hung = True
+            proc.kill()
+            break
+        if line is None:
+            break
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if msg.get("event") == "start":
-            started = msg["id"]
+        if msg.get("event") == "ready":
+            deadline = time.monotonic() + 60.0  # until the first case starts
+        elif msg.get("event") == "start":
+            current = msg["id"]
+            deadline = time.monotonic() + by_id[current].timeout
         elif msg.get("event") == "done":
             results[msg["id"]] = msg
-            started = None
-    if started is not None:
-        what = "hung (worker timed out)" if hung else f"crashed the worker (exit code {code})"
-        results[started] = {"ok": False, "detail": f"{what}\n{err[-2000:]}"}
-    return [i for i in ids if i not in results]
+            current = None
+            deadline = time.monotonic() + 60.0  # until the next case starts
+    code = proc.wait()
+    if current is not None:
+        what = (
+            f"hung (no result within {by_id[current].timeout:g} s)"
+            if hung
+            else f"crashed the worker (exit code {code})"
+        )
+        results[current] = {"ok": False, "detail": f"{what}\n{''.join(errors)[-2000:]}"}
+    left = [i for i in ids if i not in results]
+    if left and len(left) == len(ids) and current is None:  # the worker never started a case
+        results[left[0]] = {"ok": False, "detail": f"worker failed: {''.join(errors)[-2000:]}"}
+        left = left[1:]
+    return left
 
 
-def run_corpus(cases: list[Case], n_batches: int = 8, workers: int = 2) -> dict:
+def run_corpus(cases: list[Case], n_batches: int = 2, workers: int = 2) -> dict:
     """Results of ``cases`` by id, run in ``n_batches`` worker processes (plus one per case
     that must run alone), ``workers`` at a time."""
     results: dict = {}
@@ -890,16 +931,28 @@ def run_corpus(cases: list[Case], n_batches: int = 8, workers: int = 2) -> dict:
     return results
 
 
+CORPUS = [c for c in CASES if not c.id.startswith("harness/")]
+
+
 @pytest.fixture(scope="module")
 def corpus_results():
-    return run_corpus(CASES)
+    return run_corpus(CORPUS)
 
 
-@pytest.mark.parametrize("cid", [c.id for c in CASES])
+@pytest.mark.parametrize("cid", [c.id for c in CORPUS])
 def test_case(cid, corpus_results):
     res = corpus_results.get(cid)
     assert res is not None, "never ran"
     assert res["ok"], res["detail"]
+
+
+def test_the_harness_turns_crashes_and_hangs_into_failing_cases():
+    cases = [c for c in CASES if c.id.startswith("harness/")]
+    res = run_corpus(cases, n_batches=1, workers=1)
+    assert not res["harness/segfault"]["ok"]
+    assert "crashed the worker (exit code -11)" in res["harness/segfault"]["detail"]
+    assert not res["harness/hang"]["ok"] and "hung" in res["harness/hang"]["detail"]
+    assert res["harness/after"]["ok"], res["harness/after"]["detail"]
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":

@@ -209,9 +209,9 @@ def test_convergence_condition_and_warning():
         ),
         (
             lambda: fb.train(
-                np.eye(3), [1, 1, -1], model=FullyConnected([2]), init=[np.ones((2, 3)), np.ones(2)]
+                np.eye(3), [1, 1, -1], model=FullyConnected([2]), init=[np.ones((2, 2)), np.ones(2)]
             ),
-            r"init layer 1 has shape \(2, 3\); expected \(3, 2\)",
+            r"init layer 1 has shape \(2, 2\); expected \(3, 2\)",
         ),
         (
             lambda: fb.train(
