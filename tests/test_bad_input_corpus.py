@@ -87,6 +87,8 @@ Xsym = np.array([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
 ysym = np.array([1.0, 1.0, -1.0, -1.0])
 X4 = np.array([[1.0, 2.0], [2.0, 0.5], [-1.0, -1.5], [-2.0, -1.0]])   # issue 15's problem
 y4 = np.array([1.0, 1.0, -1.0, -1.0])
+Xm = np.array([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 2.0], [-1.0, -1.0], [-2.0, -1.5]])
+ym = np.array([0, 0, 1, 1, 2, 2])                   # three classes, separable through 0
 Xd1 = np.array([[1.0], [2.0], [-1.5], [0.5], [-0.7]]); yd1 = np.sign(Xd1[:, 0])
 rng = np.random.default_rng(0)
 Xr = rng.standard_normal((6, 10)); tr = rng.standard_normal(6)     # interpolable regression
@@ -338,6 +340,36 @@ for tag, expr in (("1e200", "Xbig"), ("1e-300", "Xtiny")):
         f"r = fb.train({expr}, y, steps=30, lr=1e-3)",
         **({"raises": "DivergenceError: .*not representable in float64"} if tag == "1e200" else {}),
     )
+for tag, scale in (("1e200", "1e200"), ("1e-300", "1e-300")):
+    case(
+        f"max_margin_multiclass/scale_{tag}",
+        f"sol = fb.max_margin(Xm * {scale}, ym, multiclass=True)",
+        check=f"same(sol.coef * {scale}, fb.max_margin(Xm, ym, multiclass=True).coef, rtol=1e-9)",
+    )
+    case(
+        f"train_multiclass/scale_{tag}",
+        f"fb.train_multiclass(Xm * {scale}, ym, steps=30)",
+        raises="ValueError: default step size .* does not fit in float64",
+    )
+case(
+    "train_multiclass/scale_1e-300_with_lr",
+    "res = fb.train_multiclass(Xm * 1e-300, ym, steps=30, lr=1.0)",
+)
+case(
+    "train_multiclass/scale_1e200_with_lr",
+    "fb.train_multiclass(Xm * 1e200, ym, steps=30, lr=1e-3)",
+    raises="DivergenceError: .*not representable in float64",
+)
+case(
+    "max_margin_multiclass/not_separable",
+    "fb.max_margin(X, y3, multiclass=True)",
+    raises="NotSeparableError: not linearly separable into its classes",
+)
+case(
+    "max_margin_multiclass/X_nan",
+    "fb.max_margin(Xn, y3, multiclass=True)",
+    raises="ValueError: X contains NaN",
+)
 case(
     "min_norm/scale_1e200",
     "sol = fb.min_norm(Xr * 1e200, tr)",
@@ -694,6 +726,35 @@ case(
     "min_norm/not_interpolable",
     "fb.min_norm(Xover, tover)",
     raises="ValueError: .*(interpol|solution)",
+)
+case(
+    "train/squared_targets_none",
+    "fb.train(Xr, None, loss='squared')",
+    raises="ValueError: regression targets",
+)
+case(
+    "train/squared_targets_nan",
+    "t = tr.copy(); t[1] = np.inf; fb.train(Xr, t, loss='squared')",
+    raises="ValueError: y contains NaN or inf",
+)
+case(
+    "train/squared_targets_short",
+    "fb.train(Xr, tr[:4], loss='squared')",
+    raises="ValueError: X has 6 rows but y",
+)
+case(
+    "train/squared_scale_1e200",
+    "fb.train(Xr * 1e200, tr, loss='squared')",
+    raises="ValueError: default step size .* does not fit in float64",
+)
+case(
+    "train/squared_ints_accepted",
+    "r = fb.train(np.round(Xr * 3).astype(int), tr, loss='squared', steps=30)",
+)
+case(
+    "flow/squared_scale_1e200",
+    "r = fb.flow(Xr * 1e200, tr, loss='squared', t_max=1e3)",
+    check="same(r.coef * 1e200, fb.min_norm(Xr, tr).coef, rtol=1e-5)",
 )
 case("train_multiclass/one_class", "fb.train_multiclass(X, yone)", raises="ValueError: at least 2")
 case("train_multiclass/labels_nan", "fb.train_multiclass(X, ynan)", raises="ValueError: labels")

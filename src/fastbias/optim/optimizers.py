@@ -22,7 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_positive, check_positive_int, check_X_y
+from .._validation import (
+    ScaleOutOfRangeError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+    check_X_y,
+    log_sigma_max,
+    representable_lr,
+)
+from ..diagnostics import norm as vector_norm
 from ..exceptions import DivergenceError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..models import (
@@ -529,10 +538,12 @@ def train_multiclass(
         if not np.all(np.isfinite(W)):
             raise ValueError("W0 contains NaN or inf.")
     W = np.ascontiguousarray(W)
-    sigma = float(np.linalg.norm(X, 2))
-    if sigma == 0:
-        raise ValueError("every sample is zero; there is nothing to train on.")
-    safe_lr = 1.0 / sigma**2
+    try:  # 1 / sigma_max(X)**2 in log domain: a clear error when it does not fit in float64
+        safe_lr = representable_lr(-2.0 * log_sigma_max(X), "1/sigma_max(X)**2")
+    except ScaleOutOfRangeError:
+        if lr is None:
+            raise
+        safe_lr = float("nan")
     lr = safe_lr if lr is None else check_positive(lr, "lr")
     codes = np.ascontiguousarray(codes, dtype=np.int64)
     sched = checkpoint_steps(steps, record)
@@ -545,11 +556,13 @@ def train_multiclass(
         X, codes, W, lr, STEP_RULE_CODES[step_rule], 0, steps, sched, rec, ceiling
     )
     if status == STATUS_DIVERGED:
+        from ._outcome import lr_advice
+
+        advice, suggested = lr_advice(lr, safe_lr)
         raise DivergenceError(
-            f"the cross-entropy blew up at step {fail}; lr={lr:g} is too large. Try lr <= "
-            f"{safe_lr:.3g} (1/sigma_max(X)**2).",
+            f"the cross-entropy blew up at step {fail}; {advice}.",
             step=int(fail),
-            suggested_lr=safe_lr,
+            suggested_lr=suggested,
         )
     iterates = rec.reshape(sched.size, d, K)
     log_loss = np.array([multiclass_log_loss(X, Wt, codes) for Wt in iterates])
@@ -559,8 +572,8 @@ def train_multiclass(
         S = X @ Wt
         gap = S[rows, codes][:, None] - S
         gap[rows, codes] = np.inf
-        nrm = np.linalg.norm(Wt)
-        margins.append(gap.min() / nrm if nrm > 0 else np.nan)
+        nrm = float(vector_norm(Wt.ravel()))
+        margins.append(gap.min() / nrm if nrm > 0 else 0.0)  # W = 0: margin 0, not NaN
     return MulticlassRun(
         coef=W,
         classes=classes,

@@ -122,7 +122,10 @@ def max_margin(
                 "multiclass=True is the L2 K-class SVM of Soudry eq. (4.1) (norm='l2', no p or "
                 f"S); got norm={norm!r}, p={p!r}, S {'given' if S is not None else 'None'}."
             )
-        return max_margin_multiclass(X, y, tol=_DEFAULT_TOL["l2"] if tol is None else tol)
+        Xc, _ = check_X_y(X, None)
+        Xs, c = unit_scale(Xc)
+        sol = max_margin_multiclass(Xs, y, tol=_DEFAULT_TOL["l2"] if tol is None else tol)
+        return rescale_solution(sol, c)  # (the identity for data near unit scale)
     norm, pf = check_norm_p(norm, p)
     if S is not None and norm != "transformed":
         raise ValueError(f"S is only used with norm='transformed'; got norm={norm!r}.")
