@@ -7,6 +7,7 @@ them together (:mod:`fastbias.diagnostics`).
 """
 
 from . import analysis, datasets, diagnostics, losses, models, references
+from ._sweep import sweep
 from .exceptions import DivergenceError, FastbiasError, NotSeparableError, SolverError
 from .optim import (
     History,
@@ -64,6 +65,7 @@ __all__ = [
     "train_multiclass",
     "train_softmax_network",
     "resume_softmax_network",
+    "sweep",
     "max_margin",
     "min_norm",
     "predicted_limit",
