@@ -97,8 +97,8 @@ class MarginSolution(MaxMarginSolution):
     certificate's multipliers (for p = 1 ``sum(dual) = ||rho||_1``); ``kkt_residual`` = the
     larger of the primal infeasibility and the certificate's relative residual.
 
-    Extra attributes
-    ----------------
+    Attributes
+    ----------
     norm : str
         ``"l1"``, ``"dft-l1"``, ``"lp"``, ``"dft-lp"`` or ``"transformed"``.
     p : float

@@ -917,7 +917,7 @@ def diagonal_regression_limit(
     """Limit of gradient flow on a depth-L diagonal network in regression (Corollary 5).
 
     Yun et al. (2021) Corollary 5: from ``w_l(0) = alpha w_bar`` (``l < L``) and
-    ``w_L(0) = 0``, with every ``w_bar_j != 0``, ``beta(t)`` converges to
+    ``w_L(0) = 0``, with every ``w_bar_j != 0``, ``beta(t)`` converges to::
 
         argmin_z  alpha^2 sum_j w_bar_j^2 H_L(z_j / (alpha^L |w_bar_j|^L))  s.t.  X z = y,
 

@@ -94,7 +94,7 @@ def conv_regularizer(beta: Any, L: int) -> float:
 
     With Gunasekar's DFT ``beta_hat[k] = sum_p beta[p] exp(-2 pi i p k / d)`` (unnormalized,
     ``numpy.fft.fft``), Lemma 3 gives ``beta_hat = w_hat_1 ... w_hat_L`` and Parseval
-    ``||w||_2^2 = ||w_hat||_2^2 / d``; AM-GM per frequency then gives
+    ``||w||_2^2 = ||w_hat||_2^2 / d``; AM-GM per frequency then gives::
 
         R_conv(beta) = (L / d) sum_k |beta_hat[k]|^{2/L}
                      = L d^{1/L - 1} ||F beta||_{2/L}^{2/L}   (F the unitary DFT).
