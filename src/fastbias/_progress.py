@@ -73,7 +73,7 @@ class ProgressBar:
             file=self.stream,
             disable=False if self.stream is not None else None,
             unit=self.unit,
-            unit_scale=True,
+            unit_scale=self.unit == "steps",  # 1.00T steps, but 3/8 runs
             dynamic_ncols=True,
             mininterval=0.0,
             leave=True,
