@@ -89,14 +89,17 @@ def _nearest(steps: np.ndarray, t: float) -> int:
 
 
 def _resolution(history, T: int) -> float:
-    """How far ``beta(T)``'s direction may still be from its limit: the distance it moved over
-    the last decade, but at least ``10 eta / ||w(T)||`` -- a normalized step moves the
-    parameters by eta, so their direction jitters on that relative scale and is not resolved
-    below it (the factor 10 covers the jitter accumulated over steps and its amplification in
-    the product ``beta = P(w)``). Clipped to [1e-9, 1e-1]."""
+    """How far ``beta(T)``'s direction may still be from its limit: the largest distance between
+    it and the directions recorded over the last decade (the envelope of the jitter, not the
+    distance to one recorded point, which can be small by chance), but at least
+    ``10 eta / ||w(T)||`` -- a normalized step moves the parameters by eta, so their direction
+    jitters on that relative scale and is not resolved below it (the factor 10 covers the
+    jitter accumulated over steps and its amplification in the product ``beta = P(w)``).
+    Clipped to [1e-9, 1e-1]."""
     its = history.iterates
     i = _nearest(history["step"], T / 10)
-    moved = float(np.linalg.norm(_unit(its[-1]) - _unit(its[i])))
+    last = _unit(its[-1])
+    moved = max(float(np.linalg.norm(last - _unit(b))) for b in its[i:])
     floor = 10.0 * LR / float(np.exp(history["log_theta_norm"][-1]))
     return float(np.clip(max(moved, floor), 1e-9, 1e-1))
 
