@@ -68,3 +68,19 @@ int fb_gd_conv_f64(const double *ZF, double *theta, long long N, long long d, lo
                    double *spec, int use_spec, double lr, int loss, int rule, long long step0,
                    long long n_steps, const long long *rec_steps, long long K,
                    double *rec_theta, double s_floor, long long *fail_step);
+
+/* Many runs of one shape in lock step, float64 (csrc/fb_lockstep_f64.c): SIMD lanes = runs.
+ * kind 0 linear, 1 diagonal of depth L, 2 fully connected (dims, offsets as fb_gd_fc_f64).
+ * theta (P, Rp), lr and floor (Rp), status and fail_step (Rp, zeroed by the caller): lane r is
+ * run r; Rp is a multiple of fb_lockstep_block_runs(); blocks [b0, b1) of that many runs are
+ * run. rec (K, P, Rp) receives the parameters after steps rec_steps (the steps count from 0).
+ * status[r]: 0 ok, 1 the divergence test failed at step fail_step[r], 2 the norm passed 2^16
+ * after step fail_step[r] (the caller reruns such runs on their own). Codes as fb_gd_linear_f64
+ * (-6: logistic loss with rule 2). */
+int fb_lockstep_block_runs(void);
+int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long long L,
+                       const long long *dims, const long long *offsets, long long P,
+                       long long Rp, long long b0, long long b1, double *theta,
+                       const double *lr, const double *floor, int loss, int rule,
+                       long long n_steps, const long long *rec_steps, long long K, double *rec,
+                       long long *status, long long *fail_step);

@@ -15,8 +15,9 @@ def test_batch_equals_one_by_one_and_grid_order():
     assert len(runs) == 6
     for i, (seed, scale) in enumerate([(s, a) for s in (0, 1, 2) for a in (0.5, 1.0)]):
         single = fb.train(X, y, seed=seed, init_scale=scale, lr=0.01, **common)
-        np.testing.assert_array_equal(runs[i].coef, single.coef)
-        np.testing.assert_array_equal(runs[i].history.iterates, single.history.iterates)
+        # six runs of one shape take the lock-step kernel: equal to round-off, not bit for bit
+        np.testing.assert_allclose(runs[i].coef, single.coef, rtol=1e-12)
+        np.testing.assert_allclose(runs[i].history.iterates, single.history.iterates, rtol=1e-12)
         assert runs[i].settings["seed"] == seed and runs[i].settings["init_scale"] == scale
 
 

@@ -19,6 +19,7 @@ from ..kernels import C_THREADS
 from ..models import FullyConnected, Linear, get_model
 from .gd import train
 from .history import Run
+from .lockstep import lockstep_eligible, train_lockstep
 
 __all__ = ["train_batch"]
 
@@ -85,6 +86,10 @@ def train_batch(
         workers = os.cpu_count() or 1
     else:
         workers = check_positive_int(n_workers, "n_workers")
+    if lockstep_eligible(runs, common):  # one kernel for all runs, SIMD lanes = runs
+        done = train_lockstep(X, y, runs, common, workers)
+        if done is not None:
+            return done
 
     def one(cfg: dict[str, Any]) -> Run:
         return train(X, y, **{**common, **cfg})

@@ -8,6 +8,7 @@ Python never runs once per step.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import threading
@@ -61,6 +62,8 @@ __all__ = ["train", "resume", "default_lr"]
 PRECISIONS = ("float64", "extended", "compensated")
 LOSSES = ("exp", "exponential", "logistic", "squared")
 _DIVERGENCE_FACTOR = 23.0  # stop when the loss exceeds its start by e**23 (~1e10)
+# When set, train returns its planned _RunState instead of running it (optim.lockstep).
+PLAN_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("plan_only", default=False)
 
 
 def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -> float:
@@ -437,6 +440,8 @@ def train(
         optimizer=optimizer,
         optimizer_options=opt_options,
     )
+    if PLAN_ONLY.get():  # train_batch's lock-step path runs the planned states itself
+        return state
     return _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every)
 
 

@@ -1,0 +1,607 @@
+/* Many GD runs of one shape in lock step, float64: SIMD lanes = runs.
+ *
+ * train_batch's runs over seeds, initial scales and step sizes share the data and the number
+ * of steps; only the parameters, the step size and the divergence floor differ. Here the
+ * parameters of R runs are stored lane by lane, theta[p * Rp + r] (Rp = R rounded up to
+ * whole blocks), and a block of FB_LS_RUNS = 16 runs (4 AVX2 vectors) makes every step
+ * together: each element of the shared data Z is loaded once and broadcast against the
+ * vectors of the block's runs, and every other operation (the predictor, the exp of the
+ * weights, the VJP, the update) is elementwise across runs, so it is SIMD with no
+ * horizontal sums and no dependency chain across samples. A single small run (Figure 3.1: 16
+ * exps and ~100 flops per step) is a chain of dependent latencies; 16 of them side by side
+ * fill the pipeline instead.
+ *
+ * Each run does the arithmetic of the single-run C kernels (fb_linear_f64.c, fb_deep_f64.c):
+ * margins, shift 0 (direct mode) while the minimum margin s is within +-300 and the exact
+ * shift s beyond, the same exp, the same step-size rules; only the order of the sums over
+ * samples and coordinates differs, so iterates agree with train's to round-off (1e-12
+ * relative after 10^4 steps in the tests), not bit for bit.
+ *
+ * A run that fails its divergence test, whose gradient is not finite, or whose parameters
+ * pass 2^16 in norm (where the single-run kernels start rescaling) gets status 1 or 2 and the
+ * step in fail_step; its lanes are then garbage (lanes never mix) and the caller runs it again
+ * on its own with train, which reproduces the single-run behaviour exactly. Blocks are
+ * independent: [b0, b1) lets the caller split them over threads (cffi releases the GIL).
+ *
+ * Models: 0 linear (theta = w), 1 diagonal of depth L (theta = [w_1 .. w_L], beta = their
+ * product), 2 fully connected with dims[0..L-1] (layer l < L-1 a dims[l] x dims[l+1] matrix,
+ * row-major, the last a vector), the layouts of fastbias.models.
+ */
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT ON
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastbias.h"
+
+#if defined(__GNUC__)
+
+#include "fb_f64_core.h"
+
+#define FB_LS_RV 4                   /* vectors per block (fb_ls_dot2 is written for 4) */
+#define FB_LS_RUNS (FB_LS_RV * FB_V) /* runs per block */
+#define FB_LS_T2_HI 4294967296.0     /* ||theta||^2 = 2^32: the single-run kernels rescale */
+
+enum { FB_LS_LINEAR = 0, FB_LS_DIAG = 1, FB_LS_FC = 2 };
+
+typedef struct {
+    int kind, loss, rule;
+    const double *Z, *ZT; /* (N, d) and (d, N) */
+    long long N, d, P, L, Rp, width;
+    const long long *dims, *offsets;
+    double *theta;
+    const double *lr, *floor; /* per run (Rp) */
+    long long n_steps, K;
+    const long long *rec_steps;
+    double *rec;              /* (K, P, Rp) */
+    long long *status, *fail; /* per run (Rp) */
+} fb_ls_job;
+
+/* FB_LS_RV vectors: the block's lanes of one quantity */
+typedef struct {
+    fb_vd v[FB_LS_RV];
+} fb_lv;
+
+#define FB_LV_FOR for (v = 0; v < FB_LS_RV; ++v)
+
+FB_INLINE fb_lv fb_lv_load(const double *p)
+{
+    fb_lv a;
+    int v;
+    FB_LV_FOR a.v[v] = fb_load(p + FB_V * v);
+    return a;
+}
+
+FB_INLINE void fb_lv_store(double *p, fb_lv a)
+{
+    int v;
+    FB_LV_FOR fb_store(p + FB_V * v, a.v[v]);
+}
+
+FB_INLINE fb_lv fb_lv_splat(double x)
+{
+    fb_lv a;
+    int v;
+    FB_LV_FOR a.v[v] = fb_splat(x);
+    return a;
+}
+
+/* whether any lane of the masks is set */
+FB_INLINE int fb_lv_any(const fb_vi mask[FB_LS_RV])
+{
+    fb_vi o = mask[0];
+    int v;
+    for (v = 1; v < FB_LS_RV; ++v) {
+        o |= mask[v];
+    }
+    return ((o[0] | o[1]) | (o[2] | o[3])) != 0;
+}
+
+/* Scratch of a block (doubles): beta, G (d), q (N), g (P), prefix (L d), right and avec
+ * (L width), per lane */
+FB_INLINE long long fb_ls_scratch(const fb_ls_job *J)
+{
+    return FB_LS_RUNS * (2 * J->d + J->N + J->P + J->L * J->d + 2 * J->L * J->width + 8);
+}
+
+/* Flag the lanes set in mask (status 0 -> code, fail step t; first event only); returns
+ * the number of lanes still unflagged. */
+FB_INLINE int fb_ls_flag(const fb_ls_job *J, long long r0, const fb_vi mask[FB_LS_RV],
+                         int code, long long t)
+{
+    long long buf[FB_LS_RUNS];
+    int i, v, left = 0;
+    FB_LV_FOR memcpy(buf + FB_V * v, &mask[v], sizeof mask[v]);
+    for (i = 0; i < FB_LS_RUNS; ++i) {
+        if (buf[i] != 0 && J->status[r0 + i] == 0) {
+            J->status[r0 + i] = code;
+            J->fail[r0 + i] = t;
+        }
+        left += J->status[r0 + i] == 0;
+    }
+    return left;
+}
+
+/* The weights of one sample for the block's runs (loss a compile-time constant): in direct
+ * mode (shifted == 0) q = exp(-m) or 1 / (1 + exp(m)); else per lane with shift != 0,
+ * exp(shift - m) (exponential) or E / (1 + es E), E = exp(shift - m) (logistic), as
+ * fb_panel_weights of the single-run kernel. */
+FB_INLINE fb_lv fb_ls_weights(fb_lv m, const fb_lv *shift, const fb_lv *es, const int loss,
+                              int shifted)
+{
+    fb_lv q;
+    int v;
+    /* one vector at a time: interleaving four exps spills registers (out-of-order execution
+     * overlaps the iterations anyway) */
+#pragma GCC unroll 1
+    FB_LV_FOR
+    {
+        if (loss == 0) {
+            q.v[v] = fb_exp((shifted ? shift->v[v] : fb_splat(0.0)) - m.v[v]);
+        } else {
+            const fb_vd a = fb_exp((fb_vd)((fb_vi)m.v[v] | (fb_vi)fb_splat(-0.0)));
+            q.v[v] = fb_select(m.v[v] > 0.0, a, fb_splat(1.0)) / (1.0 + a);
+            if (shifted) {
+                const fb_vd e = fb_exp(shift->v[v] - m.v[v]);
+                q.v[v] = fb_select(shift->v[v] != 0.0, e / (1.0 + es->v[v] * e), q.v[v]);
+            }
+        }
+    }
+    return q;
+}
+
+/* o0 = sum_i z0[i] x[i], o1 = sum_i z1[i] x[i] over i < n for the block's lanes x[i]
+ * (FB_LS_RUNS doubles each, contiguous): the inner products of two rows of the shared data
+ * with the block's vectors. Written out with eight named accumulators (FB_LS_RV = 4): kept
+ * in an array of structs, GCC spills them to memory in every iteration. */
+FB_INLINE void fb_ls_dot2(const double *FB_RESTRICT x, const double *z0, const double *z1,
+                          long long n, fb_lv *o0, fb_lv *o1)
+{
+    fb_vd a0 = fb_splat(0.0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+    long long i;
+    for (i = 0; i < n; ++i) {
+        const double *p = x + i * FB_LS_RUNS;
+        const fb_vd u = fb_splat(z0[i]), w = fb_splat(z1[i]);
+        const fb_vd b0 = fb_load(p), b1 = fb_load(p + FB_V), b2 = fb_load(p + 2 * FB_V);
+        const fb_vd b3 = fb_load(p + 3 * FB_V);
+        a0 += u * b0;
+        a1 += u * b1;
+        a2 += u * b2;
+        a3 += u * b3;
+        c0 += w * b0;
+        c1 += w * b1;
+        c2 += w * b2;
+        c3 += w * b3;
+    }
+    o0->v[0] = a0, o0->v[1] = a1, o0->v[2] = a2, o0->v[3] = a3;
+    o1->v[0] = c0, o1->v[1] = c1, o1->v[2] = c2, o1->v[3] = c3;
+}
+
+/* One pass over the samples, two at a time: margins from beta, their minimum and the
+ * divergence test (when scan), the weights into q and their sum. */
+FB_INLINE void fb_ls_pass(const fb_ls_job *J, const double *beta, double *q, const int loss,
+                          int shifted, const fb_lv *shift, const fb_lv *es, int scan, fb_lv *s,
+                          fb_vi bad[FB_LS_RV], fb_lv *total)
+{
+    const long long N = J->N, d = J->d;
+    const fb_lv fl = fb_lv_load(J->floor); /* (rebased by the caller) */
+    fb_lv acc0, acc1, tot = fb_lv_splat(0.0);
+    long long n;
+    int v;
+    for (n = 0; n < N; n += 2) {
+        const int two = n + 1 < N;
+        const double *z0 = J->Z + n * d, *z1 = two ? z0 + d : z0;
+        fb_ls_dot2(beta, z0, z1, d, &acc0, &acc1);
+        if (scan) { /* (a NaN margin is dropped by the minimum; the gradient test flags it) */
+            FB_LV_FOR s->v[v] = fb_vmin(fb_vmin(acc0.v[v], acc1.v[v]), s->v[v]);
+        }
+        acc0 = fb_ls_weights(acc0, shift, es, loss, shifted);
+        FB_LV_FOR tot.v[v] += acc0.v[v];
+        fb_lv_store(q + n * FB_LS_RUNS, acc0);
+        if (two) {
+            acc1 = fb_ls_weights(acc1, shift, es, loss, shifted);
+            FB_LV_FOR tot.v[v] += acc1.v[v];
+            fb_lv_store(q + (n + 1) * FB_LS_RUNS, acc1);
+        }
+    }
+    *total = tot;
+    if (scan) {
+        FB_LV_FOR bad[v] = ~(s->v[v] > fl.v[v]);
+    }
+}
+
+FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const int kind,
+                           const int loss)
+{
+    fb_ls_job Jb = *J0;
+    const fb_ls_job *J = &Jb;
+    const long long N = J->N, d = J->d, P = J->P, L = J->L, Rp = J->Rp, wd = J->width;
+    const int rule = J->rule;
+    double *FB_RESTRICT th = J->theta + r0;
+    double *FB_RESTRICT beta = W;
+    double *FB_RESTRICT G = beta + d * FB_LS_RUNS;
+    double *FB_RESTRICT qb = G + d * FB_LS_RUNS;
+    double *FB_RESTRICT g = qb + N * FB_LS_RUNS;
+    double *FB_RESTRICT prefix = g + P * FB_LS_RUNS;
+    double *FB_RESTRICT right = prefix + L * d * FB_LS_RUNS;
+    double *FB_RESTRICT avec = right + L * wd * FB_LS_RUNS;
+    double lane[FB_LS_RUNS], esl[FB_LS_RUNS];
+    const fb_lv lrv = fb_lv_load(J0->lr + r0);
+    long long t, k = 0, j, l, r, c, i;
+    int v;
+
+    Jb.floor = J0->floor + r0;
+    for (t = 0; t < J->n_steps; ++t) {
+        fb_lv s = fb_lv_splat(INFINITY), shift = fb_lv_splat(0.0), es = fb_lv_splat(1.0);
+        fb_lv total, cf, nn = fb_lv_splat(0.0), t2 = fb_lv_splat(0.0);
+        fb_vi bad[FB_LS_RV], far[FB_LS_RV];
+        int shifted = 0;
+        /* ---- predictor: beta (d lanes) ---- */
+        if (kind == FB_LS_LINEAR) {
+            for (j = 0; j < d; ++j) {
+                fb_lv_store(beta + j * FB_LS_RUNS, fb_lv_load(th + j * Rp));
+            }
+        } else if (kind == FB_LS_DIAG) {
+            for (j = 0; j < d; ++j) {
+                fb_lv p = fb_lv_load(th + j * Rp);
+                fb_lv_store(prefix + j * FB_LS_RUNS, p);
+                for (l = 1; l < L; ++l) {
+                    const fb_lv w = fb_lv_load(th + (l * d + j) * Rp);
+                    FB_LV_FOR p.v[v] *= w.v[v];
+                    fb_lv_store(prefix + (l * d + j) * FB_LS_RUNS, p);
+                }
+                fb_lv_store(beta + j * FB_LS_RUNS, p);
+            }
+        } else {
+            const long long last = J->offsets[L - 1];
+            for (r = 0; r < J->dims[L - 1]; ++r) {
+                fb_lv_store(right + ((L - 1) * wd + r) * FB_LS_RUNS,
+                            fb_lv_load(th + (last + r) * Rp));
+            }
+            for (l = L - 2; l >= 0; --l) {
+                const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
+                const double *src = right + (l + 1) * wd * FB_LS_RUNS;
+                for (r = 0; r < rows; ++r) {
+                    const double *Wr = th + (off + r * cols) * Rp;
+                    fb_lv a0 = fb_lv_splat(0.0);
+                    for (c = 0; c < cols; ++c) {
+                        const fb_lv w0 = fb_lv_load(Wr + c * Rp);
+                        const fb_lv x0 = fb_lv_load(src + c * FB_LS_RUNS);
+                        FB_LV_FOR a0.v[v] += w0.v[v] * x0.v[v];
+                    }
+                    fb_lv_store(right + (l * wd + r) * FB_LS_RUNS, a0);
+                }
+            }
+            memcpy(beta, right, (size_t)(d * FB_LS_RUNS) * sizeof(double));
+        }
+        /* ---- margins, test and weights: one pass in direct mode (shift 0), a second one
+         * with the per-run shift when some run's minimum margin is out of the direct range */
+        FB_LV_FOR bad[v] = fb_zero_mask();
+        fb_ls_pass(J, beta, qb, loss, 0, &shift, &es, 1, &s, bad, &total);
+        FB_LV_FOR
+        {
+            const fb_vd sv = s.v[v];
+            if (loss == 0) {
+                far[v] = (sv > FB_DIRECT_LIM) | (sv < -FB_DIRECT_LIM);
+            } else {
+                far[v] = sv > FB_DIRECT_LIM;
+            }
+            far[v] &= ~bad[v];
+            shift.v[v] = fb_select(far[v], sv, fb_splat(0.0));
+        }
+        if (fb_lv_any(bad) && fb_ls_flag(J0, r0, bad, 1, t) == 0) {
+            break;
+        }
+        if (fb_lv_any(far)) {
+            fb_lv_store(lane, shift);
+            for (i = 0; i < FB_LS_RUNS; ++i) {
+                esl[i] = lane[i] == 0.0 ? 1.0 : fb_exp_neg(lane[i]);
+            }
+            es = fb_lv_load(esl);
+            shifted = 1;
+            fb_ls_pass(J, beta, qb, loss, 1, &shift, &es, 0, &s, bad, &total);
+        }
+        /* ---- G = Z^T q, two coordinates at a time ---- */
+        for (j = 0; j < d; j += 2) {
+            const int two = j + 1 < d;
+            const double *z0 = J->ZT + j * N, *z1 = two ? z0 + N : z0;
+            fb_lv a0, a1;
+            fb_ls_dot2(qb, z0, z1, N, &a0, &a1);
+            fb_lv_store(G + j * FB_LS_RUNS, a0);
+            if (two) {
+                fb_lv_store(G + (j + 1) * FB_LS_RUNS, a1);
+            }
+        }
+        /* ---- VJP: g (diagonal) or the vectors a_l (fully connected); ||g||^2 ---- */
+        if (kind == FB_LS_LINEAR) {
+            for (j = 0; j < d; ++j) {
+                const fb_lv x = fb_lv_load(G + j * FB_LS_RUNS);
+                FB_LV_FOR nn.v[v] += x.v[v] * x.v[v];
+            }
+        } else if (kind == FB_LS_DIAG) {
+            for (j = 0; j < d; ++j) {
+                fb_lv suf = fb_lv_load(G + j * FB_LS_RUNS);
+                for (l = L - 1; l >= 0; --l) {
+                    fb_lv x = suf;
+                    const fb_lv w = fb_lv_load(th + (l * d + j) * Rp);
+                    if (l > 0) {
+                        const fb_lv left = fb_lv_load(prefix + ((l - 1) * d + j) * FB_LS_RUNS);
+                        FB_LV_FOR x.v[v] = left.v[v] * suf.v[v];
+                    }
+                    FB_LV_FOR
+                    {
+                        suf.v[v] *= w.v[v];
+                        nn.v[v] += x.v[v] * x.v[v];
+                    }
+                    fb_lv_store(g + (l * d + j) * FB_LS_RUNS, x);
+                }
+            }
+        } else {
+            memcpy(avec, G, (size_t)(d * FB_LS_RUNS) * sizeof(double));
+            for (l = 0; l < L - 1; ++l) {
+                const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
+                const double *a = avec + l * wd * FB_LS_RUNS;
+                const double *rg = right + (l + 1) * wd * FB_LS_RUNS;
+                double *b = avec + (l + 1) * wd * FB_LS_RUNS;
+                fb_lv na = fb_lv_splat(0.0), nr = fb_lv_splat(0.0);
+                memset(b, 0, (size_t)(cols * FB_LS_RUNS) * sizeof(double));
+                for (r = 0; r < rows; ++r) {
+                    const fb_lv ar = fb_lv_load(a + r * FB_LS_RUNS);
+                    const double *Wr = th + (off + r * cols) * Rp;
+                    for (c = 0; c < cols; ++c) {
+                        fb_lv bc = fb_lv_load(b + c * FB_LS_RUNS);
+                        const fb_lv w = fb_lv_load(Wr + c * Rp);
+                        FB_LV_FOR bc.v[v] += w.v[v] * ar.v[v];
+                        fb_lv_store(b + c * FB_LS_RUNS, bc);
+                    }
+                    FB_LV_FOR na.v[v] += ar.v[v] * ar.v[v];
+                }
+                for (c = 0; c < cols; ++c) {
+                    const fb_lv x = fb_lv_load(rg + c * FB_LS_RUNS);
+                    FB_LV_FOR nr.v[v] += x.v[v] * x.v[v];
+                }
+                FB_LV_FOR nn.v[v] += na.v[v] * nr.v[v];
+            }
+            for (r = 0; r < J->dims[L - 1]; ++r) {
+                const fb_lv x = fb_lv_load(avec + ((L - 1) * wd + r) * FB_LS_RUNS);
+                FB_LV_FOR nn.v[v] += x.v[v] * x.v[v];
+            }
+        }
+        FB_LV_FOR bad[v] = ~(nn.v[v] < INFINITY);
+        if (fb_lv_any(bad) && fb_ls_flag(J0, r0, bad, 1, t) == 0) {
+            break;
+        }
+        /* ---- step size per run (fb_factor / fb_deep_factor) ---- */
+        if (rule == 0) {
+            FB_LV_FOR
+            {
+                cf.v[v] = lrv.v[v] * es.v[v];
+                if (loss == 1 && shifted) {
+                    cf.v[v] = fb_select(shift.v[v] != 0.0, cf.v[v], lrv.v[v]);
+                } else if (loss == 1) {
+                    cf.v[v] = lrv.v[v];
+                }
+            }
+        } else if (rule == 1) {
+            fb_lv_store(lane, nn);
+            for (i = 0; i < FB_LS_RUNS; ++i) {
+                lane[i] = lane[i] > 0.0 ? 1.0 / sqrt(lane[i]) : 0.0;
+            }
+            cf = fb_lv_load(lane);
+            FB_LV_FOR cf.v[v] *= lrv.v[v];
+        } else {
+            FB_LV_FOR cf.v[v] = lrv.v[v] / total.v[v];
+        }
+        /* ---- update, ||theta||^2 ---- */
+        if (kind == FB_LS_FC) {
+            for (l = 0; l < L - 1; ++l) {
+                const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
+                const double *a = avec + l * wd * FB_LS_RUNS;
+                const double *rg = right + (l + 1) * wd * FB_LS_RUNS;
+                for (r = 0; r < rows; ++r) {
+                    fb_lv ca = fb_lv_load(a + r * FB_LS_RUNS);
+                    double *Wr = th + (off + r * cols) * Rp;
+                    FB_LV_FOR ca.v[v] *= cf.v[v];
+                    for (c = 0; c < cols; ++c) {
+                        fb_lv w = fb_lv_load(Wr + c * Rp);
+                        const fb_lv x = fb_lv_load(rg + c * FB_LS_RUNS);
+                        FB_LV_FOR
+                        {
+                            w.v[v] += ca.v[v] * x.v[v];
+                            t2.v[v] += w.v[v] * w.v[v];
+                        }
+                        fb_lv_store(Wr + c * Rp, w);
+                    }
+                }
+            }
+            {
+                const long long last = J->offsets[L - 1];
+                for (r = 0; r < J->dims[L - 1]; ++r) {
+                    fb_lv w = fb_lv_load(th + (last + r) * Rp);
+                    const fb_lv x = fb_lv_load(avec + ((L - 1) * wd + r) * FB_LS_RUNS);
+                    FB_LV_FOR
+                    {
+                        w.v[v] += cf.v[v] * x.v[v];
+                        t2.v[v] += w.v[v] * w.v[v];
+                    }
+                    fb_lv_store(th + (last + r) * Rp, w);
+                }
+            }
+        } else {
+            const double *src = kind == FB_LS_LINEAR ? G : g;
+            for (i = 0; i < P; ++i) {
+                fb_lv w = fb_lv_load(th + i * Rp);
+                const fb_lv x = fb_lv_load(src + i * FB_LS_RUNS);
+                FB_LV_FOR
+                {
+                    w.v[v] += cf.v[v] * x.v[v];
+                    t2.v[v] += w.v[v] * w.v[v];
+                }
+                fb_lv_store(th + i * Rp, w);
+            }
+        }
+        /* ---- record ---- */
+        if (k < J->K && J->rec_steps[k] == t + 1) {
+            for (i = 0; i < P; ++i) {
+                fb_lv_store(J->rec + (k * P + i) * Rp + r0, fb_lv_load(th + i * Rp));
+            }
+            ++k;
+        }
+        if (kind != FB_LS_LINEAR) { /* the single-run deep kernels rescale past 2^16 */
+            FB_LV_FOR bad[v] = (t2.v[v] > FB_LS_T2_HI) & (t2.v[v] < INFINITY);
+            if (fb_lv_any(bad) && fb_ls_flag(J0, r0, bad, 2, t + 1) == 0) {
+                break;
+            }
+        }
+    }
+}
+
+typedef void (*fb_ls_driver)(const fb_ls_job *, long long, double *);
+
+#define FB_DEFINE_LS(SUFFIX, ATTR)                                                              \
+    FB_NOINLINE ATTR void fb_ls_lin0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)     \
+    {                                                                                           \
+        fb_ls_block(J, r0, W, FB_LS_LINEAR, 0);                                                 \
+    }                                                                                           \
+    FB_NOINLINE ATTR void fb_ls_diag0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)    \
+    {                                                                                           \
+        fb_ls_block(J, r0, W, FB_LS_DIAG, 0);                                                   \
+    }                                                                                           \
+    FB_NOINLINE ATTR void fb_ls_fc0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)      \
+    {                                                                                           \
+        fb_ls_block(J, r0, W, FB_LS_FC, 0);                                                     \
+    }                                                                                           \
+    FB_NOINLINE ATTR void fb_ls_lin1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)     \
+    {                                                                                           \
+        fb_ls_block(J, r0, W, FB_LS_LINEAR, 1);                                                 \
+    }                                                                                           \
+    FB_NOINLINE ATTR void fb_ls_diag1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)    \
+    {                                                                                           \
+        fb_ls_block(J, r0, W, FB_LS_DIAG, 1);                                                   \
+    }                                                                                           \
+    FB_NOINLINE ATTR void fb_ls_fc1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)      \
+    {                                                                                           \
+        fb_ls_block(J, r0, W, FB_LS_FC, 1);                                                     \
+    }                                                                                           \
+    static const fb_ls_driver fb_ls_drivers_##SUFFIX[6] = {                                     \
+        fb_ls_lin0_##SUFFIX, fb_ls_diag0_##SUFFIX, fb_ls_fc0_##SUFFIX,                          \
+        fb_ls_lin1_##SUFFIX, fb_ls_diag1_##SUFFIX, fb_ls_fc1_##SUFFIX};
+
+FB_DEFINE_LS(base, )
+#if FB_HAVE_AVX2_CLONE
+FB_DEFINE_LS(avx2, FB_TARGET_AVX2)
+#endif
+
+int fb_lockstep_block_runs(void)
+{
+    return FB_LS_RUNS;
+}
+
+int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long long L,
+                       const long long *dims, const long long *offsets, long long P,
+                       long long Rp, long long b0, long long b1, double *theta,
+                       const double *lr, const double *floor, int loss, int rule,
+                       long long n_steps, const long long *rec_steps, long long K, double *rec,
+                       long long *status, long long *fail_step)
+{
+    fb_ls_job J;
+    const fb_ls_driver *drivers = fb_ls_drivers_base;
+    double *ZT, *W;
+    long long n, j, b, wd = 0, l;
+
+    if (Z == NULL || theta == NULL || lr == NULL || floor == NULL || status == NULL
+        || fail_step == NULL || N < 1 || d < 1 || L < 1 || P < 1 || Rp < 1
+        || Rp % FB_LS_RUNS != 0 || b0 < 0 || b1 > Rp / FB_LS_RUNS || n_steps < 0 || K < 0
+        || (K > 0 && (rec_steps == NULL || rec == NULL)) || kind < 0 || kind > 2) {
+        return -1;
+    }
+    if (loss != 0 && loss != 1) {
+        return -2;
+    }
+    if (rule != 0 && rule != 1 && rule != 2) {
+        return -3;
+    }
+    if (loss == 1 && rule == 2) {
+        return -6;
+    }
+    if (kind == FB_LS_FC) {
+        if (dims == NULL || offsets == NULL || dims[0] != d) {
+            return -1;
+        }
+        for (l = 0; l < L; ++l) {
+            wd = dims[l] > wd ? dims[l] : wd;
+        }
+    }
+    memset(&J, 0, sizeof J);
+    J.kind = kind;
+    J.loss = loss;
+    J.rule = rule;
+    J.Z = Z;
+    J.N = N;
+    J.d = d;
+    J.P = P;
+    J.L = kind == FB_LS_LINEAR ? 1 : L;
+    J.Rp = Rp;
+    J.width = wd;
+    J.dims = dims;
+    J.offsets = offsets;
+    J.theta = theta;
+    J.lr = lr;
+    J.floor = floor;
+    J.n_steps = n_steps;
+    J.K = K;
+    J.rec_steps = rec_steps;
+    J.rec = rec;
+    J.status = status;
+    J.fail = fail_step;
+    ZT = fb_alloc((size_t)(N * d));
+    W = fb_alloc((size_t)fb_ls_scratch(&J));
+    if (ZT == NULL || W == NULL) {
+        fb_free(ZT);
+        fb_free(W);
+        return -4;
+    }
+    for (n = 0; n < N; ++n) {
+        for (j = 0; j < d; ++j) {
+            ZT[j * N + n] = Z[n * d + j];
+        }
+    }
+    J.ZT = ZT;
+#if FB_HAVE_AVX2_CLONE
+    if (fb_use_avx2()) {
+        drivers = fb_ls_drivers_avx2;
+    }
+#endif
+    for (b = b0; b < b1; ++b) {
+        drivers[3 * loss + kind](&J, b * FB_LS_RUNS, W);
+    }
+    fb_free(ZT);
+    fb_free(W);
+    return 0;
+}
+
+#else /* not GCC or clang */
+
+int fb_lockstep_block_runs(void)
+{
+    return 16;
+}
+
+int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long long L,
+                       const long long *dims, const long long *offsets, long long P,
+                       long long Rp, long long b0, long long b1, double *theta,
+                       const double *lr, const double *floor, int loss, int rule,
+                       long long n_steps, const long long *rec_steps, long long K, double *rec,
+                       long long *status, long long *fail_step)
+{
+    return -5;
+}
+
+#endif

@@ -1,0 +1,136 @@
+"""train_batch's lock-step path (csrc/fb_lockstep_f64.c, optim/lockstep.py): many runs of one
+shape in one kernel, SIMD lanes = runs; every run equals train's to round-off."""
+
+import numpy as np
+import pytest
+from conftest import random_separable
+
+import fastbias as fb
+from fastbias.exceptions import DivergenceError
+from fastbias.kernels import _c
+from fastbias.models import Convolutional, Diagonal, FullyConnected
+from fastbias.optim import lockstep
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (_c.available() and hasattr(_c.lib, "fb_gd_lockstep_f64")),
+        reason="the C extension is not built",
+    ),
+    pytest.mark.filterwarnings("ignore:the initialization does not satisfy"),
+]
+
+RTOL = 1e-12
+
+
+def _grid_cfgs(seeds=None, init_scales=None, lrs=None):
+    from fastbias.optim.batch import _grid
+
+    return _grid(seeds, init_scales, lrs, None)
+
+
+def _check_against_train(X, y, grid, common, rtol=RTOL):
+    cfgs = _grid_cfgs(**grid)
+    assert lockstep.lockstep_eligible(cfgs, {"progress": False, **common})
+    runs = fb.train_batch(X, y, **grid, **common)
+    assert len(runs) == len(cfgs)
+    for cfg, got in zip(cfgs, runs, strict=True):
+        want = fb.train(X, y, **common, **cfg)
+        a, b = np.asarray(want.history.iterates), np.asarray(got.history.iterates)
+        np.testing.assert_array_equal(want.history["step"], got.history["step"])
+        assert np.abs(a - b).max() <= rtol * np.abs(a).max()
+        np.testing.assert_allclose(got.coef, want.coef, rtol=rtol, atol=rtol * np.abs(a).max())
+        for key in ("loss", "min_margin"):
+            np.testing.assert_allclose(got.history[key], want.history[key], rtol=1e-10)
+        assert got.settings == want.settings and got.status == want.status
+        assert got.steps_done == want.steps_done
+
+
+@pytest.mark.parametrize(
+    "loss, rule", [("exp", "fixed"), ("exp", "normalized"), ("exp", "loss-scaled"),
+                   ("logistic", "fixed"), ("logistic", "normalized")],
+)  # fmt: skip
+def test_linear_figure31_runs_equal_train(loss, rule):
+    X, y = fb.datasets.soudry2018()
+    lrs = {"fixed": [0.05, 0.2, 0.6, 1.0, 1.5], "normalized": [0.01, 0.05, 0.1, 0.2, 0.4],
+           "loss-scaled": [0.01, 0.05, 0.1, 0.2, 0.3]}[rule]  # fmt: skip
+    common = dict(steps=3000, loss=loss, step_rule=rule, reference=None)
+    _check_against_train(X, y, dict(lrs=lrs), common)
+
+
+@pytest.mark.parametrize(
+    "model", [Diagonal(2), Diagonal(3), FullyConnected([4]), FullyConnected([5, 3])],
+    ids=repr,
+)  # fmt: skip
+def test_deep_sweeps_equal_train(model):
+    X, y = random_separable(37, 7, seed=5)  # N and d not multiples of the blocking
+    common = dict(model=model, steps=1500, lr=5e-3, reference=None)
+    _check_against_train(X, y, dict(seeds=range(6), init_scales=[0.5, 1.0, 1.5]), common)
+
+
+def test_logistic_deep_and_shared_reference():
+    X, y = random_separable(30, 5, seed=8)
+    common = dict(model=FullyConnected([3]), loss="logistic", steps=800, lr=0.01)
+    runs = fb.train_batch(X, y, seeds=range(5), **common)
+    assert all(r.reference is runs[0].reference for r in runs)
+    _check_against_train(X, y, dict(seeds=range(5)), common)
+
+
+def test_margins_past_the_direct_range_use_the_shift():
+    """Loss-scaled steps make margins grow linearly: past 300 the weights use the minimum
+    margin as shift (as the single-run kernel does)."""
+    X, y = fb.datasets.soudry2018()
+    common = dict(steps=2000, step_rule="loss-scaled", reference=None)
+    runs = fb.train_batch(X, y, lrs=[0.5, 1.0, 1.5, 2.0], **common)
+    assert runs[-1].history["min_margin"][-1] > 300
+    _check_against_train(X, y, dict(lrs=[0.5, 1.0, 1.5, 2.0]), common)
+
+
+def test_a_diverging_run_raises_like_train():
+    rng = np.random.default_rng(0)  # not separable: too large steps blow the loss up
+    X, y = rng.standard_normal((20, 3)), np.sign(rng.standard_normal(20))
+    common = dict(steps=200, reference=None)
+    with pytest.raises(DivergenceError) as batch_err:
+        fb.train_batch(X, y, lrs=[0.001, 0.002, 0.1, 0.003], **common)
+    with pytest.raises(DivergenceError) as single_err:
+        fb.train(X, y, lr=0.1, **common)
+    assert batch_err.value.step == single_err.value.step
+    assert str(batch_err.value) == str(single_err.value)
+
+
+def test_runs_past_two_to_the_16_are_rerun_by_train():
+    """Normalized steps from ||theta|| ~ 3e4: the single-run kernels start carrying
+    theta = 2**e theta_s; the lock-step kernel flags those runs and train reruns them."""
+    X, y = random_separable(12, 5, seed=7)
+    common = dict(model=Diagonal(2), steps=300, lr=2e3, step_rule="normalized", reference=None,
+                  init_scale=3e4)  # fmt: skip
+    runs = fb.train_batch(X, y, seeds=range(4), **common)
+    for seed, got in enumerate(runs):
+        want = fb.train(X, y, seed=seed, **common)
+        assert got.theta_scale == want.theta_scale > 0
+        np.testing.assert_array_equal(got.history.iterates, want.history.iterates)
+
+
+def test_padding_lanes_and_more_than_one_block():
+    X, y = random_separable(20, 3, seed=9)
+    common = dict(model=Diagonal(2), steps=400, lr=0.01, reference=None)
+    _check_against_train(X, y, dict(seeds=range(17)), common)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(optimizer="momentum"), dict(precision="extended"), dict(precision="compensated"),
+     dict(loss="squared"), dict(loss="logistic", step_rule="loss-scaled"),
+     dict(model=Convolutional(2)), dict(progress=True), dict(step_rule="loss-scaled-backtracking")],
+    ids=str,
+)  # fmt: skip
+def test_not_eligible(change):
+    cfgs = [dict(seed=s) for s in range(5)]
+    assert lockstep.lockstep_eligible(cfgs, {"model": "diag"})
+    assert not lockstep.lockstep_eligible(cfgs, {"model": "diag", **change})
+
+
+def test_not_eligible_otherwise(monkeypatch):
+    assert not lockstep.lockstep_eligible([dict(seed=s) for s in range(3)], {})  # too few
+    assert not lockstep.lockstep_eligible([dict(seed=1, steps=10)] * 5, {})  # steps differ
+    monkeypatch.setenv("FASTBIAS_BACKEND", "numba")
+    assert not lockstep.lockstep_eligible([dict(seed=s) for s in range(5)], {})
