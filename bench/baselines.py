@@ -108,3 +108,151 @@ def torch_gd_conv(Z: np.ndarray, filters: list[np.ndarray], lr: float, steps: in
                 w -= lr * w.grad
                 w.grad.zero_()
     return [w.detach().numpy() for w in ws]
+
+
+# ---- the jobs of bench/jobs.py in NumPy, PyTorch and JAX -----------------------------------
+# Each takes a Job and a step count and runs exp-loss GD from the job's starting parameters
+# with its step size, the plain way (no log-domain shift: the jobs' margins stay moderate),
+# returning the final parameters flat in fastbias's layout (for the agreement check).
+
+
+def _kind(job):
+    from fastbias.models import Convolutional, Diagonal, FullyConnected, Linear, Tensor
+
+    for cls, name in ((Linear, "linear"), (Diagonal, "diag"), (FullyConnected, "fc"),
+                      (Convolutional, "conv"), (Tensor, "tensor")):  # fmt: skip
+        if isinstance(job.model, cls):
+            return name
+    raise NotImplementedError(type(job.model))
+
+
+def numpy_run(job, steps: int) -> np.ndarray:
+    """One NumPy expression per formula and step."""
+    Z, lr, kind = job.Z, job.lr, _kind(job)
+    if kind == "linear":
+        return numpy_gd_linear(Z, job.theta0, lr, steps)
+    if kind == "fc":
+        W, v = numpy_gd_fc2(Z, job.params[0], job.params[1], lr, steps)
+        return np.concatenate([W.ravel(), v])
+    if kind == "conv":
+        return np.concatenate(numpy_gd_conv(Z, job.params, lr, steps))
+    if kind == "diag":
+        W = np.array(job.params)
+        for _ in range(steps):
+            G = Z.T @ np.exp(-(Z @ np.prod(W, axis=0)))
+            W += lr * np.stack([G * np.prod(np.delete(W, i, 0), axis=0) for i in range(len(W))])
+        return W.ravel()
+    m = job.model  # tensor: COO nonzeros
+    pos = m.multi_idx + m.offsets[None, :]
+    th = job.theta0.copy()
+    for _ in range(steps):
+        f = th[pos]
+        beta = np.bincount(m.j_idx, m.values * f.prod(axis=1), minlength=Z.shape[1])
+        G = Z.T @ np.exp(-(Z @ beta))
+        u = G[m.j_idx] * m.values
+        g = np.zeros_like(th)
+        for layer in range(pos.shape[1]):
+            np.add.at(g, pos[:, layer], u * np.delete(f, layer, 1).prod(axis=1))
+        th += lr * g
+    return th
+
+
+def _loss_fns(job, xp, index_add):
+    """The job's exp loss as a function of the flat parameters, in an array library ``xp``."""
+    kind, d = _kind(job), job.Z.shape[1]
+    m = job.model
+    if kind == "linear":
+        return lambda th, Zt: xp.exp(-(Zt @ th)).sum()
+    if kind == "diag":
+        L = m.depth
+        return lambda th, Zt: xp.exp(-(Zt @ xp.prod(th.reshape(L, d), 0))).sum()
+    if kind == "fc":
+        h = m.widths[0]
+        return lambda th, Zt: xp.exp(-(Zt @ (th[: d * h].reshape(d, h) @ th[d * h :]))).sum()
+    if kind == "conv":
+        L = m.depth
+
+        def conv_loss(th, Zt):
+            spec = xp.fft.rfft(th[:d])
+            for layer in range(1, L):
+                spec = spec * xp.fft.rfft(th[layer * d : (layer + 1) * d])
+            return xp.exp(-(Zt @ xp.fft.irfft(spec, n=d))).sum()
+
+        return conv_loss
+    pos = m.multi_idx + m.offsets[None, :]
+
+    def tensor_loss(th, Zt, pos=pos, jidx=m.j_idx, vals=m.values):
+        terms = th[pos].prod(1) * vals
+        return xp.exp(-(Zt @ index_add(d, jidx, terms))).sum()
+
+    return tensor_loss
+
+
+def torch_run(job, steps: int):
+    """PyTorch eager mode with autograd, float64, CPU, one thread per process default."""
+    import torch
+
+    Zt = torch.from_numpy(job.Z)
+    theta0 = torch.from_numpy(job.theta0.copy())
+    idx_cache = {}
+
+    def index_add(d, jidx, terms):
+        j = idx_cache.setdefault("j", torch.from_numpy(jidx))
+        return torch.zeros(d, dtype=torch.float64).index_add(0, j, terms)
+
+    loss = _loss_fns(job, torch, index_add)
+    m = job.model
+    if _kind(job) == "tensor":
+        pos = torch.from_numpy(m.multi_idx + m.offsets[None, :])
+        vals = torch.from_numpy(m.values)
+        d = job.Z.shape[1]
+
+        def loss(th, Zt, pos=pos, vals=vals):  # noqa: F811 (torch indexing needs tensors)
+            return torch.exp(-(Zt @ index_add(d, m.j_idx, th[pos].prod(1) * vals))).sum()
+
+    def go():
+        th = theta0.clone().requires_grad_(True)
+        for _ in range(steps):
+            (g,) = torch.autograd.grad(loss(th, Zt), th)
+            with torch.no_grad():
+                th -= job.lr * g
+        return th.detach().numpy()
+
+    return go
+
+
+def jax_available() -> bool:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def jax_run(job, steps: int):
+    """JAX: jit of a lax.fori_loop over steps of jax.grad, float64 (x64 enabled), CPU."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    Zt = jnp.asarray(job.Z)
+
+    def index_add(d, jidx, terms):
+        return jnp.zeros(d).at[jnp.asarray(jidx)].add(terms)
+
+    loss = _loss_fns(job, jnp, index_add)
+    grad = jax.grad(loss)
+    lr = job.lr
+
+    @jax.jit
+    def run(th, n):
+        return jax.lax.fori_loop(0, n, lambda _, t: t - lr * grad(t, Zt), th)
+
+    theta0 = jnp.asarray(job.theta0)
+    run(theta0, 1).block_until_ready()  # compile
+
+    def go():
+        return np.asarray(run(theta0, steps).block_until_ready())
+
+    return go

@@ -4,6 +4,8 @@
 same step in NumPy and PyTorch eager. ``extra_info["steps"]`` gives the per-step time.
 """
 
+import cloops
+import jobs
 import numpy as np
 import pytest
 from baselines import (
@@ -41,15 +43,26 @@ def _compiled_run(model, Z, params, lr, steps):
     return go
 
 
+def _cloop(job, steps):
+    """The plain C loop of bench/cloops.c on the job (compiled at run time)."""
+    if not cloops.available():
+        pytest.skip("no C compiler for the baseline loop")
+    fn = job.cloop(steps)
+    fn()
+    return fn
+
+
 def fastbias_fc(steps):
     return _compiled_run(FullyConnected([50]), Z, [W1, W2], LR, steps)
 
 
-@pytest.mark.parametrize("backend", ["fastbias", "numpy", "torch"])
+@pytest.mark.parametrize("backend", ["fastbias", "cloop", "numpy", "torch"])
 def test_fully_connected_50_step(benchmark, backend):
     benchmark.group = "FullyConnected([50]) exp-loss GD step, d=50, N=200"
     if backend == "fastbias":
         steps, fn = 2000, fastbias_fc(2000)
+    elif backend == "cloop":
+        steps, fn = 2000, _cloop(jobs.fc50(), 2000)
     elif backend == "numpy":
         steps = 200
         fn = lambda: numpy_gd_fc2(Z, W1, W2, LR, steps)  # noqa: E731
@@ -74,11 +87,13 @@ def fastbias_conv(steps):
     return _compiled_run(Convolutional(3), ZC, FILTERS, LR_CONV, steps)
 
 
-@pytest.mark.parametrize("backend", ["fastbias", "numpy", "torch"])
+@pytest.mark.parametrize("backend", ["fastbias", "cloop", "numpy", "torch"])
 def test_convolutional3_step(benchmark, backend):
     benchmark.group = "Convolutional(3) full width, exp-loss GD step, d=64, N=64"
     if backend == "fastbias":
         steps, fn = 5000, fastbias_conv(5000)
+    elif backend == "cloop":
+        steps, fn = 5000, _cloop(jobs.conv3(), 5000)
     elif backend == "numpy":
         steps = 200
         fn = lambda: numpy_gd_conv(ZC, FILTERS, LR_CONV, steps)  # noqa: E731
@@ -108,3 +123,20 @@ def test_train_batch_64_runs(benchmark, workers):
         rounds=1,
         iterations=1,
     )
+
+
+@pytest.mark.parametrize("mode", ["lockstep", "threads"])
+def test_train_batch_64_figure31_runs(benchmark, mode, monkeypatch):
+    """64 runs of the Figure 3.1 data (step sizes), 10^5 steps each, 2 workers: the lock-step
+    kernel (SIMD lanes = runs) against one run per thread. extra_info: run-steps."""
+    import fastbias.optim.batch as batch
+
+    if mode == "threads":
+        monkeypatch.setattr(batch, "lockstep_eligible", lambda *a: False)
+    X, y = fb.datasets.soudry2018()
+    lrs = list(np.linspace(0.05, 0.5, 64))
+    kw = dict(steps=100_000, reference=None, record=2, n_workers=2)
+    benchmark.group = "train_batch, 64 runs of the Figure 3.1 data, 1e5 steps, 2 workers"
+    benchmark.extra_info["run_steps"] = 64 * 100_000
+    fb.train_batch(X, y, lrs=lrs, **{**kw, "steps": 10})
+    benchmark.pedantic(lambda: fb.train_batch(X, y, lrs=lrs, **kw), rounds=3, iterations=1)
