@@ -84,3 +84,12 @@ int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long
                        const double *lr, const double *floor, int loss, int rule,
                        long long n_steps, const long long *rec_steps, long long K, double *rec,
                        long long *status, long long *fail_step);
+
+/* A full-width linear circular convolutional network in long double, in the Fourier domain
+ * (csrc/fb_conv_ld.c): Z (N, d) the data rows y_n x_n, theta (L d) the time-domain filters
+ * (written on return), spec (L, 2, d/2+1) their half spectra (computed from theta unless
+ * use_spec; kept between calls). Exp or logistic loss, rules 0-2; codes as fb_gd_linear_ld. */
+int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, int use_spec,
+                  long long N, long long d, long long L, long double lr, int loss, int rule,
+                  long long step0, long long n_steps, const long long *rec_steps, long long K,
+                  long double *rec_theta, long double s_floor, long long *fail_step);

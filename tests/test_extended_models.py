@@ -85,3 +85,51 @@ def test_extended_tensor_and_resume(tmp_path):
     for a, b in zip(resumed.params, straight.params, strict=True):
         assert a.dtype == LD
         np.testing.assert_array_equal(a, b)
+
+
+def _ld_conv_reference(model, Z, theta, lr, loss, rule, steps):
+    d = Z.shape[1]
+    rec = np.zeros((1, theta.size), dtype=LD)
+    pred, vjp = _ld_tensor_maps(Tensor.convolutional(d, model.kernel_widths(d)))
+    status, _ = _reference.gd_model(
+        pred, vjp, Z, np.zeros(len(Z), LD), theta, LD(lr), loss, rule, 0, steps,
+        np.array([steps]), rec, LD(-1e300),
+    )  # fmt: skip
+    return status
+
+
+@pytest.mark.parametrize("d, depth, rule", [(16, 3, 0), (17, 2, 1), (12, 2, 2)])
+def test_extended_fourier_conv_matches_the_long_double_reference(d, depth, rule):
+    """Full-width layers run in the Fourier domain in long double (csrc/fb_conv_ld.c)."""
+    from fastbias.kernels import _c
+
+    if not hasattr(_c.lib, "fb_gd_conv_ld"):
+        pytest.skip("the C extension is not built")
+    X, y = random_separable(10, d, seed=d)
+    model = Convolutional(depth)
+    lr = {0: None, 1: 0.001, 2: 0.001}[rule]  # None: train's safe default
+    run = fb.train(X, y, model=model, lr=lr, steps=200, step_rule=["fixed", "normalized",
+                   "loss-scaled"][rule], precision="extended", reference=None)  # fmt: skip
+    lr = run.settings["lr"]
+    theta = model.flatten(model.init_params(d, None, 1.0, 0)).astype(LD)
+    assert _ld_conv_reference(model, (X * y[:, None]).astype(LD), theta, lr, 0, rule, 200) == 0
+    got = np.concatenate([np.ravel(p) for p in run.params])
+    assert got.dtype == LD
+    assert np.max(np.abs(got - theta)) / np.max(np.abs(theta)) < 1e-16
+
+
+def test_extended_fourier_conv_resume_is_bit_identical(tmp_path):
+    X, y = random_separable(8, 6, seed=2)
+    kw = dict(model=Convolutional(3), precision="extended", reference=None)
+    fb.train(X, y, steps=150, checkpoint=tmp_path / "c.ckpt", **kw)
+    resumed = fb.resume(tmp_path / "c.ckpt", steps=250)
+    straight = fb.train(X, y, steps=400, **kw)
+    for a, b in zip(resumed.params, straight.params, strict=True):
+        assert a.dtype == LD
+        np.testing.assert_array_equal(a, b)
+    steps_r, steps_s = resumed.history["step"], straight.history["step"]
+    common = np.intersect1d(steps_r, steps_s)
+    np.testing.assert_array_equal(
+        resumed.history.iterates[np.isin(steps_r, common)],
+        straight.history.iterates[np.isin(steps_s, common)],
+    )

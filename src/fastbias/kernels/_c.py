@@ -487,3 +487,31 @@ def gd_conv_float64(ZF, theta, depth, spec, use_spec, lr, loss, rule, step0, n_s
         _f64_ptr("spec", spec, (int(depth), 2, d // 2 + 1), True), int(bool(use_spec)),
         float(lr), int(loss), int(rule), int(step0), int(n_steps), rs, K, rec, float(s_floor),
     )  # fmt: skip
+
+
+def gd_conv_extended(Z, theta, spec, use_spec, depth, lr, loss, rule, step0, n_steps,
+                     rec_steps, rec_theta, s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a full-width circular convolutional network in long double, in the Fourier
+    domain (``csrc/fb_conv_ld.c``): the run of ``_reference.gd_model`` with the model's
+    time-domain predictor and VJP in ``np.longdouble``, to long double round-off. ``Z``
+    (N, d), ``theta`` (depth d,), ``rec_theta`` (K, depth d) and ``spec`` (depth, 2,
+    d // 2 + 1, the filters' half spectra: read if ``use_spec``, kept) are long double.
+    Returns ``(status, fail_step)`` as :func:`gd_linear_extended`."""
+    c = _require_lib()
+    N, d = Z.shape
+    P = theta.shape[0]
+    _check_ld("Z", Z, (N, d), writeable=False)
+    _check_ld("theta", theta, (int(depth) * d,), writeable=True)
+    _check_ld("spec", spec, (int(depth), 2, d // 2 + 1), writeable=True)
+    K = _check_rec_steps(rec_steps)
+    _check_ld("rec_theta", rec_theta, (K, P), writeable=True)
+    fail = ffi.new("long long *")
+    code = c.fb_gd_conv_ld(
+        ffi.cast("const long double *", Z.ctypes.data),
+        ffi.cast("long double *", theta.ctypes.data),
+        ffi.cast("long double *", spec.ctypes.data), int(bool(use_spec)), N, d, int(depth),
+        _ld_scalar(lr), int(loss), int(rule), int(step0), int(n_steps),
+        ffi.cast("const long long *", rec_steps.ctypes.data), K,
+        ffi.cast("long double *", rec_theta.ctypes.data), _ld_scalar(s_floor), fail,
+    )  # fmt: skip
+    return _translate(code, int(fail[0]), "fb_gd_conv_ld")

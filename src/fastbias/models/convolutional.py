@@ -242,10 +242,14 @@ class Convolutional(Model):
         call, so a run split into chunks is bit for bit the same as one call. ``run.get_state``
         and ``run.set_state`` carry that spectrum through checkpoints.
         """
-        if precision == "extended":  # the long double tensor kernel on the same layout
-            from .tensor import Tensor
-
+        if precision == "extended":
             widths = self.kernel_widths(np.shape(Z)[1])
+            if all(k == np.shape(Z)[1] for k in widths) and loss in (0, 1):
+                run = _extended_fourier_runner(Z, loss, self.depth)
+                if run is not None:
+                    return run
+            from .tensor import Tensor  # the long double tensor kernel on the same layout
+
             return Tensor.convolutional(np.shape(Z)[1], widths).extended_runner(Z, loss)
         if precision not in ("float64", "compensated"):
             raise ValueError(
@@ -313,3 +317,38 @@ class Convolutional(Model):
         if self.kernel_sizes is None:
             return f"Convolutional(depth={self.depth})"
         return f"Convolutional(depth={self.depth}, kernel_sizes={list(self.kernel_sizes)})"
+
+
+def _extended_fourier_runner(Z: np.ndarray, loss: int, depth: int) -> Runner | None:
+    """precision="extended" for full-width layers: the long double Fourier-domain kernel
+    (``kernels._c.gd_conv_extended``), with the filters' spectra kept between calls like the
+    float64 runner's (and checkpointed through ``get_state``). None without the kernel."""
+    from ..kernels import _c
+
+    if not _c.available() or not hasattr(_c.lib, "fb_gd_conv_ld"):
+        return None
+    Zk = np.ascontiguousarray(Z, dtype=np.longdouble)
+    d = Zk.shape[1]
+    spec = np.zeros((depth, 2, d // 2 + 1), dtype=np.longdouble)
+    last: list[np.ndarray | None] = [None]
+
+    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+        prev = last[0]
+        use_spec = prev is not None and prev.shape == theta.shape and np.array_equal(prev, theta)
+        last[0] = None
+        out = _c.gd_conv_extended(
+            Zk, theta, spec, use_spec, depth, lr, loss, rule, step0, n_steps, rec_steps,
+            rec_theta, floor,
+        )  # fmt: skip
+        last[0] = theta.copy()
+        return out
+
+    def get_state() -> dict:
+        return {"spec": spec.copy(), "last": None if last[0] is None else last[0].copy()}
+
+    def set_state(saved: dict) -> None:
+        spec[...] = saved["spec"]
+        last[0] = None if saved["last"] is None else saved["last"].copy()
+
+    run.get_state, run.set_state = get_state, set_state
+    return run
