@@ -710,6 +710,16 @@ case(
     "fb.train_batch(X, y, configs=[{'lr': 0.1, 'foo': 1}])",
     raises="(TypeError|ValueError): .*foo",
 )
+case(
+    "flow/times_past_float64",
+    "r = fb.flow(X, y, log_t_max=2000.0, record=2); rep = r.rates()",
+    check="assert 'step' in r.history.overflowed and 'log t in' in str(rep)",
+)
+case(
+    "flow/default_horizon_rates",
+    "r = fb.flow(X, y); rep = r.rates()",
+    check="assert 'norm' in rep.fits",
+)
 case("flow/t_max_negative", "fb.flow(X, y, t_max=-1)", raises="ValueError: t_max")
 case("flow/t_max_inf", "fb.flow(X, y, t_max=float('inf'))", raises="ValueError: t_max")
 case("flow/rtol_zero", "fb.flow(X, y, rtol=0)", raises="ValueError: rtol")

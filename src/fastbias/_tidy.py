@@ -89,10 +89,16 @@ def history_dataset(history, attrs: dict[str, Any] | None = None):
     per-neuron arrays of networks (``neuron_norms_l`` on ``(step, neuron_l)``, ``active_l``
     on ``(step, sample, neuron_l)``)."""
     xr = optional_import("xarray", "History.to_xarray()")
-    step = np.asarray(history.columns["step"])
+    # (a flow's times t past 1.8e308 are not a column: then log_time is the coordinate)
+    index = "step" if "step" in history.columns else "log_time"
+    coords = (
+        {"step": np.asarray(history.columns["step"])}
+        if index == "step"
+        else {"log_time": ("step", np.asarray(history.columns["log_time"]))}
+    )
     data_vars: dict[str, Any] = {}
     for name, col in history.columns.items():
-        if name != "step":
+        if name != index:
             data_vars[name] = ("step", np.asarray(col))
     names, its = _iterate_columns(history)
     data_vars["iterates" if names[:1] != ["u_0"] else "directions"] = (("step", "component"), its)
@@ -108,7 +114,7 @@ def history_dataset(history, attrs: dict[str, Any] | None = None):
     meta.update(attrs or {})
     # netCDF attributes cannot be None or bool: store them as strings
     meta = {k: (str(v) if v is None or isinstance(v, bool) else v) for k, v in meta.items()}
-    return xr.Dataset(data_vars, coords={"step": step}, attrs=meta)
+    return xr.Dataset(data_vars, coords=coords, attrs=meta)
 
 
 def write_history_csv(history, path: str | Path) -> Path:
@@ -120,7 +126,7 @@ def write_history_csv(history, path: str | Path) -> Path:
         import pandas  # noqa: F401
     except ImportError:
         names = list(history.columns)
-        step_int = np.issubdtype(np.asarray(history.columns["step"]).dtype, np.integer)
+        step_int = np.issubdtype(np.asarray(history.columns.get("step", [0.0])).dtype, np.integer)
         it_names, its = _iterate_columns(history)
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)

@@ -14,6 +14,7 @@ They work for float64 and ``np.longdouble`` iterates alike.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,7 @@ class RateFit:
     t_max: int
     n_points: int
     limit: float = float("nan")
+    log_t_range: tuple[float, float] = (float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,14 @@ class RateReport:
                 law = f"{f.quantity} ~ c t^-a"
             else:
                 law = f"{f.quantity} ~ c/log^b t"
+            span = (
+                f"t in [{_t_text(f.t_min)}, {_t_text(f.t_max)}]"
+                if np.isfinite(f.t_max)
+                else f"log t in [{f.log_t_range[0]:.6g}, {f.log_t_range[1]:.6g}]"
+            )
             lines.append(
                 f"{f.quantity:<20} {law:<22} {f.exponent:9.4f} {f.theory:9.4f} "
-                f"{f.constant:10.4g} {f.r2:7.4f}  t in [{f.t_min}, {f.t_max}] ({f.n_points} pts)"
+                f"{f.constant:10.4g} {f.r2:7.4f}  {span} ({f.n_points} pts)"
             )
         return "\n".join(lines)
 
@@ -136,6 +143,20 @@ def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     ss = np.sum((y - y.mean()) ** 2)
     r2 = 1.0 - np.sum(resid**2) / ss if ss > 0 else 1.0
     return float(coef[0]), float(coef[1]), float(r2)
+
+
+def _t_text(t: int | float) -> str:
+    return str(t) if isinstance(t, int) else f"{t:.6g}"
+
+
+def _t_value(log_t: float) -> int | float:
+    """``t`` from ``log t``: an int step when it is a whole number below 2**53, else a float
+    (``inf`` past 1.8e308)."""
+    with np.errstate(over="ignore"):
+        t = float(np.exp(log_t))
+    if t < 2.0**53 and abs(t - round(t)) <= 1e-9 * max(1.0, t):
+        return int(round(t))
+    return t
 
 
 def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> RateReport:
@@ -151,21 +172,32 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
     history : History
         A recorded run (``Run.history``).
     t_min, t_max : int, optional
-        The range of steps used in the fit.
+        The range of steps used in the fit. A gradient flow's history whose times passed
+        1.8e308 (no ``step`` column) is fitted in ``log_time``; its ``t_min``, ``t_max`` are
+        then floats (``inf`` past float64; the report prints the ``log t`` range).
     """
-    steps = np.asarray(history["step"], dtype=np.float64)
-    if t_max is None:
-        t_max = int(steps.max())
-    if t_min is None:
-        t_min = int(max(10, np.sqrt(t_max)))
-    sel = (steps >= t_min) & (steps <= t_max)
+    if "log_time" not in history:  # GD: integer steps
+        steps = np.asarray(history["step"], dtype=np.float64)
+        if t_max is None:
+            t_max = int(steps.max())
+        if t_min is None:
+            t_min = int(max(10, np.sqrt(t_max)))
+        sel = (steps >= t_min) & (steps <= t_max)
+        with np.errstate(divide="ignore"):
+            logt_all = np.log(steps)
+    else:  # a flow: times up to 1e300 and beyond (log t is exact, t may not be a number)
+        logt_all = np.asarray(history["log_time"], dtype=np.float64)
+        hi = float(logt_all.max()) if t_max is None else math.log(t_max)  # (ints of any size)
+        lo = max(math.log(10.0), hi / 2) if t_min is None else math.log(t_min)
+        t_min, t_max = _t_value(lo), _t_value(hi)
+        sel = (logt_all >= lo) & (logt_all <= hi)
     if sel.sum() < 3:
         raise ValueError(
             f"need at least 3 recorded steps in [{t_min}, {t_max}] to fit rates; "
             f"got {int(sel.sum())}. Run longer or pass t_min."
         )
-    t = steps[sel]
-    logt = np.log(t)
+    logt = logt_all[sel]
+    t = np.array([_t_value(v) for v in logt], dtype=np.float64)
     fits: dict[str, RateFit] = {}
 
     def add(name, variable, y, theory, log_y=None):
@@ -179,10 +211,10 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
             ok = np.isfinite(log_y)
         if ok.sum() < 3:
             return
-        x = t[ok] if variable == "t" else logt[ok]
-        slope, _, r2 = _linfit(np.log(x), log_y[ok])
+        log_x = logt[ok] if variable == "t" else np.log(logt[ok])
+        slope, _, r2 = _linfit(log_x, log_y[ok])
         with np.errstate(over="ignore", under="ignore"):
-            constant = float(np.exp(np.median(log_y[ok] + theory * np.log(x))))
+            constant = float(np.exp(np.median(log_y[ok] + theory * log_x)))
         fits[name] = RateFit(
             name,
             variable,
@@ -190,9 +222,10 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
             theory,
             constant,
             r2,
-            int(t[ok][0]),
-            int(t[ok][-1]),
+            _t_value(logt[ok][0]),
+            _t_value(logt[ok][-1]),
             int(ok.sum()),
+            log_t_range=(float(logt[ok][0]), float(logt[ok][-1])),
         )
 
     if "log_loss" in history:  # (not recorded once -log L overflows float64)
@@ -209,8 +242,9 @@ def fit_rates(history, t_min: int | None = None, t_max: int | None = None) -> Ra
         slope, intercept, r2 = _linfit(logt, w_norm)
         ref_norm = float(history.meta.get("reference_norm", np.nan))
         fits["norm"] = RateFit(
-            "norm", "log t", slope, ref_norm, intercept, r2, int(t[0]), int(t[-1]), int(sel.sum())
-        )
+            "norm", "log t", slope, ref_norm, intercept, r2, _t_value(logt[0]),
+            _t_value(logt[-1]), int(sel.sum()), log_t_range=(float(logt[0]), float(logt[-1])),
+        )  # fmt: skip
     if "log_theta_norm" in history and "normalized_margin_theta" in history:
         _fit_deep(history, sel, t, logt, fits)
     return RateReport(fits)
@@ -228,7 +262,8 @@ def _fit_deep(history, sel, t, logt, fits) -> None:
         slope, intercept, r2 = _linfit(np.log(logt[ok]), log_norm[ok])
         fits["theta_norm"] = RateFit(
             "theta_norm", "log t", slope, theory, float(np.exp(intercept)), r2,
-            int(t[ok][0]), int(t[ok][-1]), int(ok.sum()),
+            _t_value(logt[ok][0]), _t_value(logt[ok][-1]), int(ok.sum()),
+            log_t_range=(float(logt[ok][0]), float(logt[ok][-1])),
         )  # fmt: skip
     gamma = np.asarray(history["normalized_margin_theta"], dtype=np.float64)[sel]
     ok = np.isfinite(gamma) & (logt > 1.0)
@@ -250,5 +285,6 @@ def _fit_deep(history, sel, t, logt, fits) -> None:
         fits["normalized_margin"] = RateFit(
             "normalized_margin", "log t", float(b), np.nan, float(c),
             float(1 - np.sum(resid**2) / ss) if ss > 0 else 1.0,
-            int(t[ok][0]), int(t[ok][-1]), int(ok.sum()), float(limit),
+            _t_value(logt[ok][0]), _t_value(logt[ok][-1]), int(ok.sum()), float(limit),
+            (float(logt[ok][0]), float(logt[ok][-1])),
         )  # fmt: skip

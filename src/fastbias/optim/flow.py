@@ -56,8 +56,9 @@ _RTOL_RANGE = (1e-13, 0.1)
 class FlowHistory(History):
     """A :class:`History` whose ``"step"`` column holds the flow time ``t`` (float64).
 
-    ``h["step"]`` is ``t`` (``inf`` beyond the float64 range, with ``log_t_max``) and
-    ``h["log_time"]`` is ``log t``, exact for every horizon.
+    ``h["step"]`` is ``t`` and ``h["log_time"]`` is ``log t``, exact for every horizon; when
+    ``t`` passes 1.8e308 (``log_t_max`` beyond 709.78) ``step`` is not a column (reading it
+    raises OverflowError pointing to ``log_time``).
     """
 
     def _fmt(self, name: str, v, width: int) -> str:
@@ -209,8 +210,8 @@ def flow(
         Final time, finite and > 0 (default ``1e300``).
     log_t_max : float, optional
         Final time given as ``log t`` (overrides ``t_max``), for horizons beyond the float64
-        range such as ``t = exp(2e4)``; the ``"step"`` column is then ``inf`` past ``1.8e308``
-        and ``"log_time"`` keeps the exact value.
+        range such as ``t = exp(2e4)``; the history then has no ``"step"`` column (``t`` does
+        not fit in float64) and ``"log_time"`` keeps the exact value.
     init, init_scale, seed
         Initial parameters, as for :func:`fastbias.train` (zero for the linear model).
     record : int or array of float
@@ -455,7 +456,7 @@ def flow(
         )
         cols = {"step": np.asarray(rec_t, dtype=np.float64), "log_time": rec_log_t}
         cols.update({k: v for k, v in base.columns.items() if k != "step"})
-        history = base.with_columns(cols, FlowHistory)
+        history = _times_past_float64(base.with_columns(cols, FlowHistory))
     else:
         history = _flow_history(
             rec_t, rec_log_t, rec_theta, mdl, d, Z, targets, loss, ref_vec, w_tilde, meta
@@ -527,4 +528,17 @@ def _flow_history(
         if w_tilde is not None:
             r4 = residual - np.asarray(w_tilde, dtype=np.float64)[None, :]
             out["theorem4_residual_norm"] = np.asarray(norm(r4, axis=1), dtype=np.float64)
-    return base.with_columns(out, FlowHistory)
+    return _times_past_float64(base.with_columns(out, FlowHistory))
+
+
+def _times_past_float64(history: FlowHistory) -> FlowHistory:
+    """Times ``t`` beyond 1.8e308 are not a column (``log_time`` has them exactly)."""
+    t = history.columns["step"]
+    if not np.all(np.isfinite(t)):
+        first = int(np.argmax(~np.isfinite(t)))
+        del history.columns["step"]
+        history.overflowed["step"] = (
+            "the time t overflows float64 from log t = "
+            f"{history.columns['log_time'][first]:.6g} on; read log_time"
+        )
+    return history

@@ -135,7 +135,7 @@ class History:
         return name in self.columns
 
     def __len__(self) -> int:
-        return len(self.columns["step"])
+        return len(next(iter(self.columns.values()))) if self.columns else 0
 
     def _csv_rows(self) -> tuple[list[str], np.ndarray]:
         """The iterate part of the CSV: ``w_j`` (the rows), or ``u_j`` (the directions) when
