@@ -261,3 +261,29 @@ def test_history_log_loss_is_exact_where_the_loss_underflows():
             assert got == pytest.approx(-m.min() + math.log(1 + math.exp(-(2.0**-20))), rel=1e-15)
         else:
             assert got == -np.inf  # -log L does not fit: the column is dropped, not -inf
+
+
+def test_history_of_unscaled_huge_parameters_stays_finite():
+    """Rows that no runner rescaled (here 1e200 and 1e-200 times a parameter vector) are
+    renormalized by powers of two inside the history: the scale-free columns equal those of
+    the unit-scale row and nothing is inf or NaN."""
+    from fastbias.optim.history import build_history, build_network_history
+
+    X, y = fb.datasets.soudry2018()
+    Z = X * y[:, None]
+    m = FullyConnected([3])
+    th = m.flatten(m.init_params(2, "gaussian", 1.0, 0))
+    rows = np.array([th, th * 1e200, th * 1e-200])
+    h = build_history(np.array([1, 2, 3]), rows, m, 2, Z, np.zeros(16), "exp", None, None, {})
+    for col, values in h.columns.items():
+        assert np.all(np.isfinite(values)), col
+    for col in ("normalized_margin", "normalized_margin_theta"):
+        np.testing.assert_allclose(h[col], h[col][0], rtol=1e-14)
+    np.testing.assert_allclose(h["log_theta_norm"][1:] - h["log_theta_norm"][0],
+                               [math.log(1e200), math.log(1e-200)], rtol=1e-12)  # fmt: skip
+    net = Network.fully_connected(2, [3], activation="relu")
+    t = net.flatten(net.init_params(2))
+    hn = build_network_history(np.array([1, 2]), np.array([t, t * 1e200]), net, X, y, "exp", {})
+    for col, values in hn.columns.items():
+        assert np.all(np.isfinite(values)), col
+    assert hn["normalized_margin_theta"][1] == pytest.approx(hn["normalized_margin_theta"][0])

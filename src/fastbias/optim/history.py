@@ -227,6 +227,17 @@ def _normalize_rows(A: np.ndarray, exps: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.ldexp(A, -ex[:, None]), np.asarray(exps, dtype=np.int64) + ex
 
 
+def _unit_rows_if_extreme(thetas: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parameter rows far from unit scale (a runner that does not rescale, huge inits) as
+    ``2**e' theta'`` with ``theta'`` near unit scale, so a depth-L product cannot overflow;
+    rows within ``2**+-64`` are left as they are (bit-identical columns)."""
+    amax = np.max(np.abs(thetas), axis=1) if thetas.shape[1] else np.zeros(len(thetas))
+    extreme = (amax > 2.0**64) | ((amax > 0) & (amax < 2.0**-64))
+    if not np.any(extreme):
+        return thetas, e
+    return _normalize_rows(thetas, e)
+
+
 def _log_scaled(mant: np.ndarray, exps: np.ndarray) -> np.ndarray:
     """``log(mant * 2**exps)`` (natural log), :data:`LOG_FLOOR` where ``mant <= 0``."""
     mant = np.asarray(mant)
@@ -409,6 +420,7 @@ def build_history(
     if linear:
         B = thetas.reshape(K, d)  # the predictor is the parameter vector (long double if so)
     else:
+        thetas, e = _unit_rows_if_extreme(thetas, e)
         B = np.array([model.predictor(model.unflatten(th, d)) for th in thetas], dtype=dt)
         B = B.reshape(K, d)
     # beta_k = 2**bexp[k] * Bn[k], every nonzero row of Bn with max entry in [0.5, 1)
@@ -546,6 +558,7 @@ def build_network_history(
     thetas = np.asarray(thetas, dtype=np.float64)
     K, L = len(thetas), model.depth
     e = np.zeros(K, np.int64) if theta_scale is None else np.asarray(theta_scale, np.int64)[:K]
+    thetas, e = _unit_rows_if_extreme(thetas, e)
     steps = np.asarray(steps)
     cols = _Columns(steps)
     cols.cols["step"] = steps
