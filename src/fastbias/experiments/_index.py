@@ -29,7 +29,7 @@ def _markdown(reports: Sequence[Report], root: Path, failed: dict[str, str]) -> 
     for r in reports:
         ok, n = r.counts
         lines.append(
-            f"| [{r.target}](#{r.target.replace('.', '')}) | {r.paper} | {ok}/{n} | "
+            f"| [{r.target}](#{r.target.replace('.', '').lower()}) | {r.paper} | {ok}/{n} | "
             f"{r.elapsed:.1f} s |"
         )
     for name, err in failed.items():

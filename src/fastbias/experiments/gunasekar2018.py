@@ -195,7 +195,7 @@ THEOREMS = {
     paper=PAPER,
     title="Figure 1: implicit bias of fully connected, diagonal and convolutional linear networks",
     plot=lambda outcome, out: plot_figure1(outcome, out),
-    seconds_full=20.0,  # CPU seconds measured (57 s wall at load average 10 on 2 cores)
+    seconds_full=9.4,  # CPU seconds measured (57 s wall at load average 10 on 2 cores)
     seconds_quick=10.0,  # 9.3 s CPU (28 s wall, same load)
 )
 def figure1(ctx: Context) -> Outcome:
@@ -543,7 +543,7 @@ DEPTHS = (2, 3, 4, 5)
     paper=PAPER,
     title="Theorem 2a at depths 2-5, and convolutions with small filters (Section 6)",
     plot=lambda outcome, out: plot_theorem2a(outcome, out),
-    seconds_full=13.0,  # 12.2 s CPU (37 s wall at load average 10 on 2 cores)
+    seconds_full=9.0,  # 12.2 s CPU (37 s wall at load average 10 on 2 cores)
     seconds_quick=7.0,  # 6.4 s CPU (22 s wall, same load)
 )
 def theorem2a(ctx: Context) -> Outcome:

@@ -88,8 +88,8 @@ def _rate_claims(h, label: str, T: int, ctx: Context) -> list[C.Claim]:
     paper=PAPER,
     title="Figure 3.1: GD and GD with momentum on synthetic data converge to the L2 max margin",
     plot=lambda outcome, out: plot_figure31(outcome, out),
-    seconds_full=6.0,
-    seconds_quick=5.0,
+    seconds_full=3.6,
+    seconds_quick=2.5,
 )
 def figure31(ctx: Context) -> Outcome:
     """Figure 3.1: GD (and GD with momentum) on the synthetic data set, against the exact SVM.
@@ -408,7 +408,7 @@ def _adam_state_ratio(X, y, steps: int) -> tuple[float, np.ndarray]:
     paper=PAPER,
     title="Figure 4.1: GD and GDMO vs Adam (and AdaGrad) on the data with x_2 scaled by 20",
     plot=lambda outcome, out: plot_figure41(outcome, out),
-    seconds_full=9.0,
+    seconds_full=8.2,
     seconds_quick=5.0,
 )
 def figure41(ctx: Context) -> Outcome:
@@ -791,8 +791,8 @@ def _rho(h, step: int, w_hat: np.ndarray) -> np.ndarray:
     paper=PAPER,
     title="Figure E.1: SGD (mini-batches of 4) on synthetic data keeps the L2 max-margin bias",
     plot=lambda outcome, out: plot_figureE1(outcome, out),
-    seconds_full=5.5,
-    seconds_quick=4.5,
+    seconds_full=3.9,
+    seconds_quick=3.5,
 )
 def figureE1(ctx: Context) -> Outcome:
     """Figure E.1 (Appendix E): Figure 3.1 with stochastic gradient descent on mini-batches of 4
@@ -1034,7 +1034,7 @@ def _appb_closed_form(log_t: np.ndarray, w0: np.ndarray) -> np.ndarray:
     paper=PAPER,
     title="Appendix B: one point, gradient flow to t = 1e300 against the closed form",
     plot=lambda outcome, out: plot_appendixB(outcome, out),
-    seconds_full=3.5,
+    seconds_full=2.1,
     seconds_quick=3.0,
 )
 def appendixB(ctx: Context) -> Outcome:

@@ -433,8 +433,8 @@ def _plot_table(outcome: Outcome, out: Path, table: int) -> list[Path]:
     paper=PAPER,
     title="Table 1: is the KKT point of gradient flow a global/local optimum? (depth 2)",
     plot=lambda outcome, out: _plot_table(outcome, out, 1),
-    seconds_full=20.0,
-    seconds_quick=10.0,
+    seconds_full=3.5,
+    seconds_quick=3.7,
 )
 def table1(ctx: Context) -> Outcome:
     """Table 1 (depth-2 networks), every cell, plus Remark 3.1.
@@ -463,8 +463,8 @@ def table1(ctx: Context) -> Outcome:
     paper=PAPER,
     title="Table 2: the KKT point of gradient flow in deep networks, and per layer",
     plot=lambda outcome, out: _plot_table(outcome, out, 2),
-    seconds_full=15.0,
-    seconds_quick=8.0,
+    seconds_full=3.0,
+    seconds_quick=2.2,
 )
 def table2(ctx: Context) -> Outcome:
     """Table 2 (deep networks), every cell.

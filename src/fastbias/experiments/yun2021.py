@@ -194,8 +194,8 @@ def _offset_exponent(arch: str, s: np.ndarray) -> float:
     paper=PAPER,
     title="Figure 1: regression trajectories of FC / diagonal / conv networks vs Theorem 6",
     plot=lambda outcome, out: plot_figure1(outcome, out),
-    seconds_full=9.0,
-    seconds_quick=9.0,
+    seconds_full=8.4,
+    seconds_quick=8.5,
 )
 def figure1(ctx: Context) -> Outcome:
     """Figures 1 and 3 (top left): GD on one regression point reaches Theorem 6's limit point.
@@ -676,8 +676,8 @@ def _fig3_flow(spec: tuple) -> dict[str, Any]:
     title="Figure 3: classification directions depend on the init at T; flow to log t = 1e5 "
     "converges",
     plot=lambda outcome, out: plot_figure3(outcome, out),
-    seconds_full=60.0,
-    seconds_quick=12.0,
+    seconds_full=27.9,
+    seconds_quick=9.1,
 )
 def figure3(ctx: Context) -> Outcome:
     """Figure 3: GD on two separable points; the directions at the paper's horizon depend on the
@@ -1088,8 +1088,8 @@ def _weighted_l2(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     paper=PAPER,
     title="Theorem 6 and Corollaries 5-7: regression limit points in closed form vs GD / flow",
     plot=lambda outcome, out: plot_theorem6(outcome, out),
-    seconds_full=21.0,
-    seconds_quick=8.0,
+    seconds_full=28.7,
+    seconds_quick=8.4,
 )
 def theorem6(ctx: Context) -> Outcome:
     """Theorem 6 (two layers, one point) and Theorem 5's Corollaries 5-7 (several points):
