@@ -15,7 +15,7 @@ from scipy.integrate import solve_ivp
 import fastbias as fb
 from fastbias.kernels import _numba_flow as nf
 from fastbias.models import Convolutional, FullyConnected
-from fastbias.optim.flow import _model_data, flow
+from fastbias.optim.flow import flow
 
 SOUDRY = fb.datasets.soudry2018()
 T_MAX = 1e300
@@ -43,7 +43,7 @@ def test_integrator_only_soudry2018(benchmark):
     """The compiled integration with 10 records per decade, without reference or history."""
     benchmark.group = "gradient flow to t = 1e300, soudry2018 (N=16, d=2)"
     X, y = SOUDRY
-    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(fb.models.Linear(), X * y[:, None])
+    kind, ZT, ints, offsets, pos, jidx, vals, net = fb.models.Linear().gradient_data(X * y[:, None])
     rec_s = np.logaddexp(0.0, np.arange(0, 3001) / 10 * np.log(10.0))
 
     def go():

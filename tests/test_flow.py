@@ -31,7 +31,7 @@ from fastbias.exceptions import NotSeparableError
 from fastbias.kernels import _numba_flow as nf
 from fastbias.losses import get_loss
 from fastbias.models import Convolutional, Diagonal, FullyConnected, Linear, Model, Tensor
-from fastbias.optim.flow import FlowHistory, _model_data, flow
+from fastbias.optim.flow import FlowHistory, flow
 from fastbias.references import w_tilde
 
 MODELS = [
@@ -74,7 +74,7 @@ def test_compiled_velocity_matches_numpy(mdl, loss):
     X, targets, Z = _problem(loss)
     params = mdl.init_params(6, "gaussian", 1.0, seed=5)
     theta = mdl.flatten(params)
-    kind, ZT, ints, offsets, pos, jidx, vals, _ = _model_data(mdl, Z)
+    kind, ZT, ints, offsets, pos, jidx, vals, _ = mdl.gradient_data(Z)
     tg = targets if loss == "squared" else np.zeros(len(Z))
     code = {"exp": 0, "logistic": 1, "squared": 2}[loss]
     for s in (0.0, 0.7, 3.0):
@@ -326,7 +326,7 @@ def test_linear_regression_matches_svd_closed_form(shape):
 def test_chunked_integration_is_bit_identical():
     X, y = random_separable(9, 6, seed=1)
     mdl = FullyConnected([3])
-    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(mdl, X * y[:, None])
+    kind, ZT, ints, offsets, pos, jidx, vals, net = mdl.gradient_data(X * y[:, None])
     theta0 = mdl.flatten(mdl.init_params(6, "gaussian", 1.0, 0))
     rec_s = np.log1p(np.geomspace(0.1, 1e20, 9))
     args = (ZT, np.zeros(9), 0, ints, offsets, pos, jidx, vals, net)

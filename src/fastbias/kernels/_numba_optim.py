@@ -255,7 +255,7 @@ def opt_model(
     ``ZT`` (d, N) is ``Z^T`` for the linear-predictor models (the Fourier rows for the
     convolutional kind) and ``X^T`` for a network, whose ``targets`` are then the labels; the
     model arrays ``ints, offsets, pos, jidx, vals, net`` are those of
-    ``optim.flow._model_data``. Each step: the gradient of the (mini-batch) loss in log domain
+    ``Model.gradient_data``. Each step: the gradient of the (mini-batch) loss in log domain
     (``_numba_flow.model_gradient``), then :func:`optimizer_step`. SGD gathers the batch's
     columns of ``ZT`` and its targets (:func:`gather_batch`).
     """

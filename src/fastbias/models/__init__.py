@@ -5,12 +5,13 @@ from typing import Any
 
 import numpy as np
 
-from ._base import ConvergenceCondition, Model, get_model
+from ._base import ConvergenceCondition, Model
 from .convolutional import Convolutional
 from .diagonal import Diagonal
 from .fully_connected import FullyConnected
 from .linear import Linear
 from .network import Network
+from .registry import get_model
 from .tensor import Tensor
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The protocol every model follows, and lookup by name.
+"""The protocol every model follows (lookup by name is in :mod:`fastbias.models.registry`).
 
 A model is a parameterization ``beta = P(theta)`` of a linear predictor ``f(x) = x.beta``
 (Gunasekar et al. 2018, eq. 4; Yun et al. 2021, eq. 6). ``theta`` is a list of arrays, one per
@@ -184,6 +184,29 @@ class Model(ABC):
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         """A callable running whole chunks of GD steps in compiled code (see module doc)."""
 
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        """``(kind, ZT, ints, offsets, pos, jidx, vals, net)``: the arguments of the generic
+        compiled gradient ``kernels._numba_flow.model_gradient`` for data ``Z`` (``y x``, or
+        ``X`` for the squared loss and for networks), on which gradient flow, the optimizers
+        other than GD and the backtracking step rule run. Build it with :func:`kernel_data`.
+        Models without a generic gradient raise ValueError (the default)."""
+        raise ValueError(
+            f"{self!r} has no generic compiled gradient (Model.gradient_data), so gradient "
+            "flow, the optimizers other than 'gd' and step_rule='loss-scaled-backtracking' "
+            "cannot run it."
+        )
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments: JSON values, NumPy arrays or nested models (what
+        :mod:`fastbias.models.registry` writes into a checkpoint). Default: none."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Model:
+        """The model :meth:`config` describes."""
+        return cls(**config)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -229,56 +252,34 @@ def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False) -> Run
     return run
 
 
+def kernel_data(kind: int, Z: np.ndarray, *, ZT=None, ints=None, offsets=None, pos=None,
+                jidx=None, vals=None, net=None) -> tuple:  # fmt: skip
+    """The tuple :meth:`Model.gradient_data` returns, with empty defaults for what the model
+    kind does not use (``ZT`` defaults to ``Z^T``, C-contiguous float64)."""
+    from ..kernels._numba_flow import dummy_net
+
+    i64 = np.int64
+    return (
+        kind,
+        np.ascontiguousarray(Z.T, dtype=np.float64) if ZT is None else ZT,
+        np.zeros(1, dtype=i64) if ints is None else np.asarray(ints, dtype=i64),
+        np.zeros(1, dtype=i64) if offsets is None else np.asarray(offsets, dtype=i64),
+        np.zeros((1, 1), dtype=i64) if pos is None else pos,
+        np.zeros(1, dtype=i64) if jidx is None else jidx,
+        np.zeros(1) if vals is None else vals,
+        dummy_net() if net is None else net,
+    )
+
+
+def layer_offsets(shapes: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Where each layer starts in the flat ``theta``."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
 def unscale(theta, scale, rec_theta, rec_scale) -> None:
     """Multiply scaled parameters back by ``2**scale`` in place (inf where not representable)."""
     if scale[0] != 0:
         theta[...] = np.ldexp(theta, int(scale[0]))
     if len(rec_scale) and np.any(rec_scale):
         rec_theta[...] = np.ldexp(rec_theta, rec_scale[: len(rec_theta), None])
-
-
-def get_model(model: Any) -> Model:
-    """A model instance from an instance or a name.
-
-    Names: ``"linear"``; ``"fc:50"`` or ``"fc:50,20"`` (:class:`FullyConnected` with those
-    hidden widths); ``"diag"``/``"diag:L"`` (:class:`Diagonal`, depth 2 by default);
-    ``"conv"``/``"conv:L"`` (full-width :class:`Convolutional`, depth 2 by default). Long
-    names (``"diagonal"``, ``"convolutional"``, ``"fully-connected"``) work too.
-    """
-    from .convolutional import Convolutional
-    from .diagonal import Diagonal
-    from .fully_connected import FullyConnected
-    from .linear import Linear
-
-    if isinstance(model, Model):
-        return model
-    expected = (
-        "a fastbias.models.Model (Linear(), FullyConnected(widths), Diagonal(depth), ...) or "
-        "a name: 'linear', 'fc:W1,W2,...', 'diag[:L]', 'conv[:L]'"
-    )
-    if not isinstance(model, str):
-        raise ValueError(f"Unknown model {model!r}; expected {expected}.")
-    name, _, arg = model.strip().lower().partition(":")
-    aliases = {
-        "linear": "linear",
-        "fc": "fc",
-        "fully-connected": "fc",
-        "fully_connected": "fc",
-        "diag": "diag",
-        "diagonal": "diag",
-        "conv": "conv",
-        "convolutional": "conv",
-    }
-    kind = aliases.get(name)
-    try:
-        ints = [int(a) for a in arg.split(",")] if arg else []
-    except ValueError:
-        kind = None
-    if kind == "linear" and not ints:
-        return Linear()
-    if kind == "fc" and ints:
-        return FullyConnected(ints)
-    if kind in ("diag", "conv") and len(ints) <= 1:
-        depth = ints[0] if ints else 2
-        return Diagonal(depth) if kind == "diag" else Convolutional(depth)
-    raise ValueError(f"Unknown model {model!r}; expected {expected}.")

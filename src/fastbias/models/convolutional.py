@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import ConvergenceCondition, Model, Runner, unscale
+from ._base import ConvergenceCondition, Model, Runner, kernel_data, layer_offsets, unscale
+from ._layouts import convolutional_layout, extended_tensor_runner
 
 
 def _is_int(v) -> bool:
@@ -243,14 +244,14 @@ class Convolutional(Model):
         and ``run.set_state`` carry that spectrum through checkpoints.
         """
         if precision == "extended":
-            widths = self.kernel_widths(np.shape(Z)[1])
-            if all(k == np.shape(Z)[1] for k in widths) and loss in (0, 1):
+            d = np.shape(Z)[1]
+            widths = self.kernel_widths(d)
+            if all(k == d for k in widths) and loss in (0, 1):
                 run = _extended_fourier_runner(Z, loss, self.depth)
                 if run is not None:
                     return run
-            from .tensor import Tensor  # the long double tensor kernel on the same layout
-
-            return Tensor.convolutional(np.shape(Z)[1], widths).extended_runner(Z, loss)
+            # the long double tensor kernel on the same layout
+            return extended_tensor_runner(convolutional_layout(d, widths), Z, loss)
         if precision not in ("float64", "compensated"):
             raise ValueError(
                 "Convolutional supports float64, compensated and extended precision; got "
@@ -312,6 +313,25 @@ class Convolutional(Model):
 
         run.get_state, run.set_state = get_state, set_state  # checkpointed with the run
         return run
+
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        """Time-domain filters with the Fourier-domain arithmetic of ``_numba_conv``: ``ZT``
+        holds the real Fourier rows of ``Z``."""
+        from ..kernels._fft import real_fourier_rows
+        from ..kernels._numba_flow import KIND_CONVOLUTIONAL
+
+        d = Z.shape[1]
+        return kernel_data(
+            KIND_CONVOLUTIONAL,
+            Z,
+            ZT=np.ascontiguousarray(real_fourier_rows(Z)),
+            ints=self.kernel_widths(d),
+            offsets=layer_offsets(self.shapes(d)),
+        )
+
+    def config(self) -> dict:
+        sizes = None if self.kernel_sizes is None else list(self.kernel_sizes)
+        return {"depth": self.depth, "kernel_sizes": sizes}
 
     def __repr__(self) -> str:
         if self.kernel_sizes is None:

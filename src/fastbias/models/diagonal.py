@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import ConvergenceCondition, Model, Runner, generic_runner
+from ._base import ConvergenceCondition, Model, Runner, generic_runner, kernel_data
+from ._layouts import diagonal_layout, extended_tensor_runner
 
 
 class Diagonal(Model):
@@ -47,14 +48,20 @@ class Diagonal(Model):
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         if precision == "extended":  # the long double tensor kernel on the same layout
-            from .tensor import Tensor
-
-            return Tensor.diagonal(Z.shape[1], self.depth).extended_runner(Z, loss)
+            return extended_tensor_runner(diagonal_layout(Z.shape[1], self.depth), Z, loss)
         from ..kernels._deep import gd_diagonal
 
         return generic_runner(
             gd_diagonal, Z, targets, loss, (self.depth,), compensated=precision == "compensated"
         )
+
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        from ..kernels._numba_flow import KIND_DIAGONAL
+
+        return kernel_data(KIND_DIAGONAL, Z, ints=[self.depth])
+
+    def config(self) -> dict:
+        return {"depth": self.depth}
 
     def __repr__(self) -> str:
         return f"Diagonal(depth={self.depth})"

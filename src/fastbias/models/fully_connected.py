@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import ConvergenceCondition, Model, Runner, generic_runner
+from ._base import ConvergenceCondition, Model, Runner, generic_runner, kernel_data, layer_offsets
+from ._layouts import extended_tensor_runner, fully_connected_layout
 
 
 class FullyConnected(Model):
@@ -95,9 +96,8 @@ class FullyConnected(Model):
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         if precision == "extended":  # the long double tensor kernel on the same layout
-            from .tensor import Tensor
-
-            return Tensor.fully_connected(Z.shape[1], self.widths).extended_runner(Z, loss)
+            layout = fully_connected_layout(Z.shape[1], self.widths)
+            return extended_tensor_runner(layout, Z, loss)
         from ..kernels._deep import gd_fully_connected
 
         dims = self.dims(Z.shape[1])
@@ -111,6 +111,17 @@ class FullyConnected(Model):
             (dims, offsets),
             compensated=precision == "compensated",
         )
+
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        from ..kernels._numba_flow import KIND_FULLY_CONNECTED
+
+        d = Z.shape[1]
+        return kernel_data(
+            KIND_FULLY_CONNECTED, Z, ints=self.dims(d), offsets=layer_offsets(self.shapes(d))
+        )
+
+    def config(self) -> dict:
+        return {"widths": list(self.widths)}
 
     def __repr__(self) -> str:
         return f"FullyConnected(widths={self.widths})"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._base import Model, Runner, generic_runner
+from ._base import Model, Runner, generic_runner, kernel_data
 
 
 class Linear(Model):
@@ -51,6 +51,11 @@ class Linear(Model):
             )
 
         return run
+
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        from ..kernels._numba_flow import KIND_LINEAR
+
+        return kernel_data(KIND_LINEAR, Z)
 
 
 def _compensated_runner(Z: np.ndarray, loss: int) -> Runner:

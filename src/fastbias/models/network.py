@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice
-from ._base import Model, Runner, generic_runner
+from ._base import Model, Runner, generic_runner, kernel_data
 
 __all__ = ["Network"]
 
@@ -627,6 +627,34 @@ class Network(Model):
         if loss == 2:
             return self.runner_xy(Z, targets, loss, precision)
         return self.runner_xy(Z, np.ones(Z.shape[0]), loss, precision)
+
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        """The generic gradient's arguments; ``Z`` is the input matrix X (the labels go in
+        ``targets``): a ReLU network has ``Phi(theta; y x) != y Phi(theta; x)``."""
+        from ..kernels._numba_flow import KIND_NETWORK
+
+        self.shapes(Z.shape[1])
+        return kernel_data(KIND_NETWORK, Z, net=self._kernel_args(Z.shape[0]))
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "patterns": list(self.patterns),
+            "n_params": list(self.n_layer_params),
+            "activation": self.activation,
+            "relu_grad_at_zero": self.relu_grad_at_zero,
+            "label": self._label,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Network:
+        layers = [(int(n), g) for n, g in zip(config["n_params"], config["patterns"], strict=True)]
+        return cls(
+            layers,
+            config["activation"],
+            config["relu_grad_at_zero"],
+            label=config.get("label"),
+        )
 
     def __repr__(self) -> str:
         if self._label is not None:

@@ -20,8 +20,19 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..exceptions import FastbiasError
 from ._base import ConvergenceCondition, Model, Runner, generic_runner
+from ._layouts import (
+    TensorLayout,
+    convolutional_layout,
+    diagonal_layout,
+    extended_tensor_runner,
+    fully_connected_layout,
+    normalize_coo,
+    tensor_gradient_data,
+)
+from .convolutional import Convolutional
+from .diagonal import Diagonal
+from .fully_connected import FullyConnected
 
 
 def _check_int(value: Any, name: str, low: int = 1) -> int:
@@ -90,17 +101,7 @@ class Tensor(Model):
                 raise ValueError(
                     f"M has mode-{layer + 1} index {bad} outside [0, k_{layer + 1} = {k})."
                 )
-        # sort by (j, i_1, ..., i_L), sum repeated entries, keep nonzeros only
-        order = np.lexsort([multi[:, c] for c in range(len(ks) - 1, -1, -1)] + [jidx])
-        jidx, multi, vals = jidx[order], multi[order], vals[order]
-        if jidx.size > 1:
-            new = np.ones(jidx.size, dtype=bool)
-            new[1:] = (jidx[1:] != jidx[:-1]) | np.any(multi[1:] != multi[:-1], axis=1)
-            starts = np.flatnonzero(new)
-            vals = np.add.reduceat(vals, starts)
-            jidx, multi = jidx[starts], multi[starts]
-        keep = vals != 0
-        jidx, multi, vals = jidx[keep], multi[keep], vals[keep]
+        jidx, multi, vals = normalize_coo(jidx, multi, vals)
         if vals.size == 0:
             raise ValueError("M is all zero: the network would be identically 0.")
         if not np.all(np.isfinite(vals)):
@@ -206,16 +207,9 @@ class Tensor(Model):
         """
         d = _check_int(d, "d")
         L = _check_int(L, "L")
-        j = np.arange(d, dtype=np.int64)
-        out = cls(
-            (j, np.repeat(j[:, None], L, axis=1), np.ones(d)),
-            (d,) + (d,) * L,
-            label=f"Tensor.diagonal(d={d}, L={L})",
+        return cls._from_layout(
+            diagonal_layout(d, L), f"Tensor.diagonal(d={d}, L={L})", Diagonal(L)
         )
-        from .diagonal import Diagonal
-
-        out.equivalent = Diagonal(L)
-        return out
 
     @classmethod
     def convolutional(cls, d: int, kernel_sizes: int | Sequence[int]) -> Tensor:
@@ -248,17 +242,11 @@ class Tensor(Model):
                 raise ValueError(
                     f"kernel sizes must be <= d = {d} with the last equal to d; got {ks}."
                 )
-        multi = np.indices(ks).reshape(len(ks), -1).T.astype(np.int64)
-        jidx = multi.sum(axis=1) % d
-        out = cls(
-            (jidx, multi, np.ones(jidx.size)),
-            (d, *ks),
-            label=f"Tensor.convolutional(d={d}, kernel_sizes={ks})",
+        return cls._from_layout(
+            convolutional_layout(d, ks),
+            f"Tensor.convolutional(d={d}, kernel_sizes={ks})",
+            Convolutional(len(ks), ks[:-1] if len(ks) > 1 else None),
         )
-        from .convolutional import Convolutional
-
-        out.equivalent = Convolutional(len(ks), ks[:-1] if len(ks) > 1 else None)
-        return out
 
     @classmethod
     def fully_connected(cls, d: int, widths: Sequence[int] = ()) -> Tensor:
@@ -292,22 +280,18 @@ class Tensor(Model):
         """
         d = _check_int(d, "d")
         widths = [_check_int(w, "widths") for w in widths]
-        dims = [d, *widths]
-        L = len(dims)
-        paths = np.indices(dims).reshape(L, -1).T.astype(np.int64)
-        multi = np.empty_like(paths)
-        for layer in range(L - 1):
-            multi[:, layer] = paths[:, layer] * dims[layer + 1] + paths[:, layer + 1]
-        multi[:, L - 1] = paths[:, L - 1]
-        ks = [dims[layer] * dims[layer + 1] for layer in range(L - 1)] + [dims[-1]]
-        out = cls(
-            (paths[:, 0], multi, np.ones(paths.shape[0])),
-            (d, *ks),
-            label=f"Tensor.fully_connected(d={d}, widths={widths})",
+        return cls._from_layout(
+            fully_connected_layout(d, widths),
+            f"Tensor.fully_connected(d={d}, widths={widths})",
+            FullyConnected(list(widths)),
         )
-        from .fully_connected import FullyConnected
 
-        out.equivalent = FullyConnected(list(widths))
+    @classmethod
+    def _from_layout(cls, layout: TensorLayout, label: str, equivalent: Model | None) -> Tensor:
+        out = cls(
+            (layout.j_idx, layout.multi_idx, layout.values), (layout.d, *layout.ks), label=label
+        )
+        out.equivalent = equivalent
         return out
 
     # ---- structure ------------------------------------------------------------------------
@@ -402,29 +386,46 @@ class Tensor(Model):
 
     def extended_runner(self, Z: np.ndarray, loss: int) -> Runner:
         """The long double run (``kernels._c.gd_tensor_extended``) on ``Z = y x``."""
-        if loss not in (0, 1):
-            raise ValueError(
-                "precision='extended' is for the exp and logistic losses; got the squared loss."
-            )
-        from ..kernels import _c
+        return extended_tensor_runner(self.layout(), Z, loss)
 
-        if not _c.available():
-            raise FastbiasError(
-                "precision='extended' needs the compiled C extension fastbias._cext; "
-                "reinstall fastbias with `pip install .` on a machine with a C compiler."
-            )
-        Zk = np.ascontiguousarray(Z, dtype=np.longdouble)
-        jidx = np.ascontiguousarray(self.j_idx, dtype=np.int64)
-        pos = np.ascontiguousarray(self.multi_idx + self.offsets[None, :], dtype=np.int64)
-        vals = np.ascontiguousarray(self.values, dtype=np.longdouble)
+    def layout(self) -> TensorLayout:
+        """``M`` as a :class:`~fastbias.models._layouts.TensorLayout` (the arrays, not copies)."""
+        out = TensorLayout.__new__(TensorLayout)
+        out.d, out.ks = self.d, self.ks
+        out.j_idx, out.multi_idx, out.values, out.offsets = (
+            self.j_idx,
+            self.multi_idx,
+            self.values,
+            self.offsets,
+        )
+        return out
 
-        def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
-            return _c.gd_tensor_extended(
-                Zk, theta, jidx, pos, vals, lr, loss, rule, step0, n_steps, rec_steps,
-                rec_theta, floor,
-            )  # fmt: skip
+    def gradient_data(self, Z: np.ndarray) -> tuple:
+        self.shapes(np.shape(Z)[1])
+        return tensor_gradient_data(self.layout(), Z)
 
-        return run
+    # ---- checkpoints ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {
+            "shape": [self.d, *self.ks],
+            "j_idx": self.j_idx,
+            "multi_idx": self.multi_idx,
+            "values": self.values,
+            "label": self._label,
+        }
+        if self.equivalent is not None:
+            cfg["equivalent"] = self.equivalent  # a Model: the registry stores it nested
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Tensor:
+        out = cls(
+            (config["j_idx"], config["multi_idx"], config["values"]),
+            tuple(config["shape"]),
+            label=config.get("label"),
+        )
+        out.equivalent = config.get("equivalent")
+        return out
 
     def __repr__(self) -> str:
         if self._label is not None:

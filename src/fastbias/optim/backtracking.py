@@ -8,6 +8,7 @@ import numpy as np
 
 from ..models import Model
 from ..models._base import Runner, unscale
+from ..models.registry import gradient_data
 
 __all__ = ["GROWTH", "backtracking_runner"]
 
@@ -26,9 +27,8 @@ def backtracking_runner(
     and carried through checkpoints by ``run.get_state`` / ``run.set_state``.
     """
     from ..kernels import _numba_backtrack as nb
-    from .flow import _model_data
 
-    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(model, data)
+    kind, ZT, ints, offsets, pos, jidx, vals, net = gradient_data(model, data)
     tc = np.ascontiguousarray(targets, dtype=np.float64)
     bt = np.zeros(nb.BT_SIZE)
     prev: list[Any] = [None]

@@ -33,18 +33,17 @@ from ..exceptions import NotSeparableError, SolverError
 from ..kernels import _numba_flow as nf
 from ..losses import get_loss
 from ..models import (
-    Convolutional,
-    Diagonal,
     FullyConnected,
     Linear,
     Model,
     Network,
-    Tensor,
     get_model,
 )
+from ..models.registry import gradient_data
 from ..references._scale import flow_scale_exponent
-from .gd import _InterruptFlag, _resolve_reference
+from .driver import InterruptFlag
 from .history import History, Run, build_history, build_network_history
+from .reference import resolve_reference
 
 __all__ = ["flow", "FlowHistory"]
 
@@ -63,55 +62,6 @@ class FlowHistory(History):
 
     def _fmt(self, name: str, v, width: int) -> str:
         return f"{float(v):>{width}.5g}"
-
-
-def _model_data(mdl: Model, Z: np.ndarray):
-    """``(kind, ZT, ints, offsets, pos, jidx, vals, net)`` for :func:`_numba_flow.integrate`.
-
-    For a :class:`~fastbias.models.Network` ``Z`` is the input matrix X (the labels go in
-    ``targets``): a ReLU network has ``Phi(theta; y x) != y Phi(theta; x)``.
-    """
-    d = Z.shape[1]
-    net = nf.dummy_net()
-    ZT = np.ascontiguousarray(Z.T, dtype=np.float64)
-    ints = np.zeros(1, dtype=np.int64)
-    offsets = np.zeros(1, dtype=np.int64)
-    pos = np.zeros((1, 1), dtype=np.int64)
-    jidx = np.zeros(1, dtype=np.int64)
-    vals = np.zeros(1)
-    sizes = [int(np.prod(s)) for s in mdl.shapes(d)]
-    layer_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    if isinstance(mdl, Network):
-        kind = nf.KIND_NETWORK
-        net = mdl._kernel_args(Z.shape[0])
-    elif type(mdl) is Linear:
-        kind = nf.KIND_LINEAR
-    elif type(mdl) is Diagonal:
-        kind = nf.KIND_DIAGONAL
-        ints = np.array([mdl.depth], dtype=np.int64)
-    elif type(mdl) is FullyConnected:
-        kind = nf.KIND_FULLY_CONNECTED
-        ints = mdl.dims(d)
-        offsets = layer_offsets
-    elif type(mdl) is Convolutional:
-        from ..kernels._fft import real_fourier_rows
-
-        kind = nf.KIND_CONVOLUTIONAL
-        ZT = np.ascontiguousarray(real_fourier_rows(Z))
-        ints = np.array(mdl.kernel_widths(d), dtype=np.int64)
-        offsets = layer_offsets
-    elif type(mdl) is Tensor:
-        from ..kernels._numba_tensor import global_positions
-
-        kind = nf.KIND_TENSOR
-        pos = global_positions(mdl.multi_idx, mdl.offsets)
-        jidx, vals = mdl.j_idx, mdl.values
-    else:
-        raise ValueError(
-            f"flow has compiled gradients for Linear, FullyConnected, Diagonal, Convolutional, "
-            f"Tensor and Network models; got {mdl!r}."
-        )
-    return kind, ZT, ints, offsets, pos, jidx, vals, net
 
 
 def _time_grid(
@@ -333,7 +283,7 @@ def flow(
     k_c = flow_scale_exponent(Z, mdl.depth)
     a_exp = k_c // mdl.depth
     lshift = 2.0 * a_exp * np.log(2.0)  # log t' - log t
-    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(
+    kind, ZT, ints, offsets, pos, jidx, vals, net = gradient_data(
         mdl, np.ldexp(Z, -k_c) if k_c else Z
     )
 
@@ -365,7 +315,7 @@ def flow(
     chunk = 256
     taken = 0
     start = time.perf_counter()
-    with _InterruptFlag() as interrupt:
+    with InterruptFlag() as interrupt:
         while True:
             budget = min(chunk, max_steps - taken)
             before = state[nf.ST_ACC] + state[nf.ST_REJ]
@@ -494,7 +444,7 @@ def _flow_reference(reference, mdl, X, y, theta0, regression, loss):
         ):
             reference = sol
     w0 = theta0 if isinstance(mdl, Linear) else None
-    return _resolve_reference(reference, mdl, X, y, 1.0, w0, "fixed", regression)
+    return resolve_reference(reference, mdl, X, y, 1.0, w0, "fixed", regression)
 
 
 def _flow_history(

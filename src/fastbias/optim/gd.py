@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import signal
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ from .._validation import (
     representable_lr,
 )
 from ..diagnostics import norm as vector_norm
-from ..exceptions import DivergenceError, NotSeparableError
+from ..exceptions import DivergenceError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
 from ..models import (
@@ -55,7 +53,9 @@ from ._outcome import (
     warn_if_not_separable,
 )
 from .checkpoint import load_checkpoint, save_checkpoint
+from .driver import InterruptFlag
 from .history import Run, build_history, build_network_history, checkpoint_steps
+from .reference import l1_reference, resolve_reference
 
 __all__ = ["train", "resume", "default_lr"]
 
@@ -105,89 +105,6 @@ def _schedule(record: Any, steps: int) -> np.ndarray:
             f"[{sched.min() if sched.size else '-'}, {sched.max() if sched.size else '-'}]."
         )
     return np.unique(np.concatenate([sched, [steps]])).astype(np.int64)
-
-
-def _resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
-    """Return (reference vector or None, reference object, w_tilde or None)."""
-    from ..references import MaxMarginSolution, max_margin
-
-    if reference is None or (isinstance(reference, str) and reference == "none"):
-        return None, None, None
-    if isinstance(reference, str):
-        check_choice(reference, "reference", ["auto", "svm", "min-norm", "none"])
-        if regression:
-            if reference == "svm":
-                raise ValueError("reference='svm' is for classification; the loss is squared.")
-            if reference == "auto" and not isinstance(mdl, Linear):
-                return None, None, None
-            coef = np.linalg.lstsq(X, y, rcond=None)[0]  # minimum-norm interpolant
-            return coef, coef, None
-        if reference == "min-norm":
-            raise ValueError("reference='min-norm' is for the squared loss.")
-        if reference == "auto" and not isinstance(mdl, (Linear, FullyConnected)):
-            # Theorem 1 (L2 SVM) holds for Linear and FullyConnected only; other models'
-            # limits come from fastbias.references (pass reference=... explicitly).
-            return None, None, None
-        try:
-            sol = max_margin(X, y)
-        except NotSeparableError:
-            if reference == "svm":
-                raise
-            warnings.warn(
-                "X, y are not linearly separable, so there is no max-margin reference; "
-                "the history has no gap columns.",
-                stacklevel=3,
-            )
-            return None, None, None
-        reference = sol
-    if isinstance(reference, MaxMarginSolution):
-        w_tilde = None
-        if step_rule == "fixed" and isinstance(mdl, Linear) and w0 is not None:
-            try:
-                w_tilde = reference.w_tilde(lr, w0)
-            except ValueError:
-                w_tilde = None  # Theorem 4 needs the support vectors to span the data
-        return reference.coef, reference, w_tilde
-    vec = check_vector(reference, X.shape[1], "reference")
-    if not np.any(vec) and not regression:
-        raise ValueError("reference direction is the zero vector; pass a nonzero direction.")
-    return vec, vec, None
-
-
-def _l1_reference(X, y):
-    """The L1 max-margin solution, or None (with a warning) when X, y are not separable."""
-    from ..references import max_margin
-
-    try:
-        return max_margin(X, y, norm="l1")
-    except NotSeparableError:
-        warnings.warn(
-            "X, y are not linearly separable, so there is no max-margin reference; "
-            "the history has no gap columns.",
-            stacklevel=4,
-        )
-        return None
-
-
-class _InterruptFlag:
-    """Turns Ctrl-C into a flag checked between chunks (main thread only)."""
-
-    def __init__(self):
-        self.hit = False
-        self._old = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.hit = True
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
 
 
 def train(
@@ -374,8 +291,8 @@ def train(
         reference = None
     if optimizer == "coordinate" and isinstance(reference, str) and reference == "auto":
         # greedy coordinate descent goes to the L1 max margin (Soudry Section 4.2)
-        reference = _l1_reference(X, y) if not regression else None
-    ref_vec, ref_obj, w_tilde = _resolve_reference(
+        reference = l1_reference(X, y) if not regression else None
+    ref_vec, ref_obj, w_tilde = resolve_reference(
         reference,
         mdl,
         X,
@@ -551,7 +468,7 @@ def _execute(state, progress, chunk_seconds, checkpoint, checkpoint_every) -> Ru
     bar.update(state.done)
     start = time.perf_counter()
     last_save = start
-    with _InterruptFlag() as interrupt:
+    with InterruptFlag() as interrupt:
         while state.done < state.steps:
             n = min(chunk, state.steps - state.done)
             hi = int(np.searchsorted(state.sched, state.done + n, side="right"))

@@ -35,15 +35,12 @@ from ..diagnostics import norm as vector_norm
 from ..exceptions import DivergenceError
 from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
 from ..models import (
-    Convolutional,
-    Diagonal,
-    FullyConnected,
     Linear,
     Model,
     Network,
-    Tensor,
     get_model,
 )
+from ..models.registry import gradient_data
 from .history import checkpoint_steps
 
 __all__ = [
@@ -406,19 +403,12 @@ def make_optimizer_runner(
     opts = check_optimizer(optimizer, options, model=mdl, n_samples=N)
     n_params = mdl.n_params(d)
     from ..kernels import _numba_optim as K
-    from .flow import _model_data
 
-    supported = (Linear, Diagonal, FullyConnected, Convolutional, Tensor, Network)
-    if not isinstance(mdl, supported):
-        raise ValueError(
-            f"optimizer={optimizer!r} supports the models Linear, FullyConnected, Diagonal, "
-            f"Convolutional, Tensor and Network; got {mdl!r}."
-        )
     if isinstance(mdl, Network) and not mdl.linear_predictor and loss_code != 2:
         # Z holds the inputs X and targets the labels
         if not np.all(np.abs(tc) == 1.0):
             raise ValueError("a ReLU network's labels must be -1 or +1 (pass X and y).")
-    kind, ZT, ints, offsets, pos, jidx, vals, net = _model_data(mdl, Zc)
+    kind, ZT, ints, offsets, pos, jidx, vals, net = gradient_data(mdl, Zc)
     kernel = K.opt_model
     before = (kind, ZT, tc)
     after = (ints, offsets, pos, jidx, vals, net)

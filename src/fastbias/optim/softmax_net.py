@@ -366,7 +366,7 @@ def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_ever
     from threadpoolctl import threadpool_limits
 
     from ..kernels._numba_softmax_net import softmax_net_run
-    from .gd import _InterruptFlag
+    from .driver import InterruptFlag
 
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
     if checkpoint is not None:
@@ -385,7 +385,7 @@ def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_ever
     # One BLAS thread: the products (N x d x H) are too small to gain from threads, and a
     # threaded BLAS collapses when other processes share the cores (measured 23 ms against
     # 1.5 ms for one 1198 x 64 x 100 product at load 9 on 2 cores).
-    with _InterruptFlag() as interrupt, threadpool_limits(limits=1, user_api="blas"):
+    with InterruptFlag() as interrupt, threadpool_limits(limits=1, user_api="blas"):
         while state.done < state.steps:
             n = min(chunk, state.steps - state.done)
             hi = int(np.searchsorted(state.sched, state.done + n, side="right"))
