@@ -84,8 +84,8 @@ def test_ctrl_c_writes_a_checkpoint_that_finishes_the_run(tmp_path):
     run = fb.train(X, y, steps=total, lr=0.05, chunk_seconds=0.05, checkpoint=path)
     timer.cancel()
     assert run.status == "interrupted" and 0 < run.steps_done < total
-    state = fb.optim.checkpoint.load_checkpoint(path)
-    assert state.done == run.steps_done
+    spec, state = fb.optim.checkpoint.load_checkpoint(path)
+    assert state.done == run.steps_done and spec.steps == total
     # Continue for a few more steps only (the whole rest would take seconds): still exact.
     more = 1000
     resumed = fb.resume(path, steps=more)
@@ -97,12 +97,11 @@ def test_resume_without_steps_finishes_the_original_target(tmp_path):
     X, y = random_separable(15, 4, seed=3)
     path = tmp_path / "part.ckpt"
     state_run = fb.train(X, y, steps=300, checkpoint=path)
-    state = fb.optim.checkpoint.load_checkpoint(path)
+    spec, state = fb.optim.checkpoint.load_checkpoint(path)
     # Rewind the stored target as if the run had been stopped at step 300 of 1000.
-    state.steps = 1000
-    state.settings["steps"] = 1000
-    state.extend(700)
-    fb.optim.checkpoint.save_checkpoint(path, state)
+    spec = spec.continued(state.done, 700)
+    assert spec.steps == 1000 and spec.settings["steps"] == 1000
+    fb.optim.checkpoint.save_checkpoint(path, spec, state.resized(spec))
     done = fb.resume(path)
     assert state_run.steps_done == 300 and done.steps_done == 1000
     np.testing.assert_array_equal(done.coef, fb.train(X, y, steps=1000).coef)

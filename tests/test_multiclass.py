@@ -16,7 +16,7 @@ from fastbias.exceptions import DivergenceError
 from fastbias.kernels import STATUS_OK, STEP_RULE_CODES
 from fastbias.kernels import _reference_optim as ref
 from fastbias.kernels._numba_multiclass import gd_multiclass
-from fastbias.optim.optimizers import multiclass_log_loss, train_multiclass
+from fastbias.optim.multiclass import multiclass_log_loss, train_multiclass
 
 
 def _separable(n=40, d=3, K=3, seed=0, gap=0.3):

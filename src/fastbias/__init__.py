@@ -12,6 +12,7 @@ from .exceptions import DivergenceError, FastbiasError, NotSeparableError, Solve
 from .optim import (
     History,
     Run,
+    RunSpec,
     flow,
     resume,
     resume_softmax_network,
@@ -78,6 +79,7 @@ __all__ = [
     "MaxMarginSolution",
     "MarginSolution",
     "Run",
+    "RunSpec",
     "History",
     "FastbiasError",
     "NotSeparableError",

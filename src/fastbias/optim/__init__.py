@@ -1,11 +1,15 @@
 """Training loops (compiled runs driven in chunks) and the records they produce."""
 
 from .batch import train_batch
+from .driver import execute
 from .flow import FlowHistory, flow
 from .gd import resume, train
 from .history import History, Run, checkpoint_steps
-from .optimizers import OPTIMIZERS, MulticlassRun, make_optimizer_runner, train_multiclass
+from .multiclass import MulticlassRun, train_multiclass
+from .optimizers import OPTIMIZERS, make_optimizer_runner
+from .planner import plan
 from .softmax_net import SoftmaxNetworkRun, resume_softmax_network, train_softmax_network
+from .spec import RunSpec, build_spec
 
 __all__ = [
     "train",
@@ -23,4 +27,8 @@ __all__ = [
     "FlowHistory",
     "Run",
     "checkpoint_steps",
+    "RunSpec",
+    "build_spec",
+    "plan",
+    "execute",
 ]

@@ -17,11 +17,13 @@ from .._validation import check_positive_int
 from ..exceptions import NotSeparableError
 from ..kernels import C_THREADS
 from ..models import FullyConnected, Linear, get_model
-from .gd import train
+from .driver import execute
+from .gd import train_spec
 from .history import Run
 from .lockstep import lockstep_eligible, train_lockstep
+from .spec import RunSpec
 
-__all__ = ["train_batch"]
+__all__ = ["train_batch", "execute_many"]
 
 
 def _grid(seeds, init_scales, lrs, configs) -> list[dict[str, Any]]:
@@ -86,27 +88,42 @@ def train_batch(
         workers = os.cpu_count() or 1
     else:
         workers = check_positive_int(n_workers, "n_workers")
-    if lockstep_eligible(runs, common):  # one kernel for all runs, SIMD lanes = runs
-        done = train_lockstep(X, y, runs, common, workers)
+    execution = {k: common.pop(k) for k in _EXECUTION if k in common}
+    specs = [train_spec(X, y, **{**common, **cfg}) for cfg in runs]
+    if lockstep_eligible(runs, {**common, **execution}):  # one kernel, SIMD lanes = runs
+        done = train_lockstep(specs, workers)
         if done is not None:
             return done
+    return execute_many(specs, n_workers=workers, **execution)
 
-    def one(cfg: dict[str, Any]) -> Run:
-        return train(X, y, **{**common, **cfg})
 
-    def one_serial_kernel(cfg: dict[str, Any]) -> Run:
+_EXECUTION = ("progress", "chunk_seconds", "checkpoint", "checkpoint_every")
+
+
+def execute_many(
+    specs: Sequence[RunSpec], *, n_workers: int | None = None, **execution: Any
+) -> list[Run]:
+    """:func:`fastbias.optim.execute` for every spec, on ``n_workers`` threads (the compiled
+    kernels release the GIL); results in the order of ``specs``. ``execution`` holds the
+    arguments of ``execute`` (``progress``, ``chunk_seconds``)."""
+    workers = n_workers or os.cpu_count() or 1
+
+    def one(spec: RunSpec) -> Run:
+        return execute(spec, **execution)
+
+    def one_serial_kernel(spec: RunSpec) -> Run:
         token = C_THREADS.set(1)  # the workers are the parallelism: no nested OpenMP teams
         try:
-            return one(cfg)
+            return one(spec)
         finally:
             C_THREADS.reset(token)
 
-    if workers == 1 or len(runs) == 1:
-        return [one(cfg) for cfg in runs]
+    if workers == 1 or len(specs) == 1:
+        return [one(spec) for spec in specs]
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread while the workers run: an idle OpenBLAS pool spins after every small
     # product in the history code and takes the other core from the kernels (1.2x -> 1.9x).
     with threadpool_limits(limits=1, user_api="blas"):
-        with ThreadPoolExecutor(max_workers=min(workers, len(runs))) as pool:
-            return list(pool.map(one_serial_kernel, runs))
+        with ThreadPoolExecutor(max_workers=min(workers, len(specs))) as pool:
+            return list(pool.map(one_serial_kernel, specs))

@@ -17,11 +17,12 @@ from typing import Any
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "fastbias-checkpoint-1"
+CHECKPOINT_FORMAT = "fastbias-checkpoint-2"
 
 
-def save_checkpoint(path: str | os.PathLike, state: Any) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+def save_checkpoint(path: str | os.PathLike, spec: Any, state: Any) -> Path:
+    """Write a run's ``spec`` and ``state`` to ``path`` atomically (temporary file, fsync,
+    rename)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -29,7 +30,7 @@ def save_checkpoint(path: str | os.PathLike, state: Any) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"format": CHECKPOINT_FORMAT, "state": state}, fh, protocol=5)
+            pickle.dump({"format": CHECKPOINT_FORMAT, "spec": spec, "state": state}, fh, protocol=5)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -40,8 +41,8 @@ def save_checkpoint(path: str | os.PathLike, state: Any) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> Any:
-    """The run state stored in ``path`` by :func:`save_checkpoint`."""
+def load_checkpoint(path: str | os.PathLike) -> tuple[Any, Any]:
+    """The ``(spec, state)`` stored in ``path`` by :func:`save_checkpoint`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -52,4 +53,4 @@ def load_checkpoint(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path} is not a fastbias checkpoint ({exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a fastbias checkpoint (format {CHECKPOINT_FORMAT})")
-    return payload["state"]
+    return payload["spec"], payload["state"]

@@ -1,11 +1,26 @@
-"""The driver: runs a plan's compiled kernel in chunks, with progress, Ctrl-C and checkpoints."""
+"""The driver: runs any spec's kernel to the end in compiled chunks.
+
+A run of ``steps`` steps is executed by its kernel (:func:`fastbias.optim.planner.plan`) in as
+few calls as possible: one call when the run is short, otherwise chunks of about
+``chunk_seconds`` each, so that a progress bar can be updated, Ctrl-C can stop the run between
+chunks without losing finished work, and the run's state can be checkpointed. Python never
+runs once per step.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 
-__all__ = ["InterruptFlag"]
+from .._progress import ProgressBar
+from .._validation import check_checkpoint_path, check_positive
+from .planner import RunState, plan
+from .results import MulticlassRun, Run, finish
+from .spec import RunSpec
+
+__all__ = ["execute", "drive", "InterruptFlag"]
 
 
 class InterruptFlag:
@@ -27,3 +42,112 @@ class InterruptFlag:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
         return False
+
+
+def execute(
+    spec: RunSpec,
+    state: RunState | None = None,
+    *,
+    progress: bool = False,
+    chunk_seconds: float = 0.5,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 10.0,
+) -> Run | MulticlassRun:
+    """Run ``spec`` to its horizon (from ``state``, or from the start) and return its result.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        From :func:`fastbias.optim.spec.build_spec`.
+    state : RunState, optional
+        Where to continue (a checkpoint's state); by default the initial state.
+    progress : bool
+        Show a progress bar with ETA on stderr, updated once per chunk.
+    chunk_seconds : float
+        Target wall time of one compiled call.
+    checkpoint : path, optional
+        Save the spec and the state there (atomically) every ``checkpoint_every`` seconds, at
+        Ctrl-C and at the end.
+    checkpoint_every : float
+        Seconds between checkpoints.
+
+    Returns
+    -------
+    Run or MulticlassRun
+        ``status`` is ``"completed"``, ``"interrupted"`` (Ctrl-C), or for gradient flow
+        ``"converged"`` or ``"max_steps"``.
+    """
+    state, status = drive(
+        spec,
+        state,
+        progress=progress,
+        chunk_seconds=chunk_seconds,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+    )
+    return finish(spec, state, status)
+
+
+def drive(
+    spec: RunSpec,
+    state: RunState | None = None,
+    *,
+    progress: bool = False,
+    chunk_seconds: float = 0.5,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 10.0,
+) -> tuple[RunState, str]:
+    """:func:`execute` without building the result: ``(final state, status)``."""
+    chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
+    runner = plan(spec).runner
+    state = RunState.initial(spec) if state is None else state.resized(spec)
+    runner.restore(state)
+    if checkpoint is not None:
+        from .checkpoint import save_checkpoint
+
+        checkpoint = check_checkpoint_path(checkpoint, must_exist=False)
+        if not checkpoint.parent.is_dir():
+            raise FileNotFoundError(f"checkpoint folder {checkpoint.parent} does not exist")
+        checkpoint_every = check_positive(checkpoint_every, "checkpoint_every")
+
+        def save() -> None:
+            kernel_state = runner.kernel_state()
+            if kernel_state is not None:
+                state.kernel_state = kernel_state
+            save_checkpoint(checkpoint, spec, state)
+
+    budget = runner.first_budget(chunk_seconds)
+    interrupted = False
+    chunks, first_done = 0, state.done
+    bar = ProgressBar(runner.total, enabled=progress)
+    try:
+        bar.update(runner.progress(state))
+        start = time.perf_counter()
+        last_save = start
+        with InterruptFlag() as interrupt:
+            while not runner.finished(state):
+                t0 = time.perf_counter()
+                did = runner.advance(state, budget)
+                now = time.perf_counter()
+                bar.update(runner.progress(state))
+                chunks += 1
+                if chunks == 2 and not progress:  # (the first chunk may include compilation)
+                    runner.warn_if_long(state, did, now - t0, first_done)
+                budget = runner.next_budget(budget, did, now - t0, chunk_seconds)
+                if runner.finished(state):
+                    break
+                if interrupt.hit:
+                    interrupted = True
+                    break
+                if checkpoint is not None and now - last_save >= checkpoint_every:
+                    state.elapsed += now - start
+                    start = now
+                    save()
+                    last_save = time.perf_counter()
+    finally:
+        bar.close()
+    state.elapsed += time.perf_counter() - start
+    runner.finalize(state)
+    if checkpoint is not None:
+        save()
+    return state, "interrupted" if interrupted else runner.status

@@ -1,13 +1,14 @@
 """train_batch's lock-step path: many runs of one shape in one C kernel, SIMD lanes = runs.
 
 Runs that differ only in their seed, initial scale or step size (same data, model, loss,
-steps, records) are planned exactly as :func:`fastbias.train` plans them (its validation,
-initialization, step size, divergence floor and reference, through ``gd.PLAN_ONLY``), then
+steps, records) are planned exactly as :func:`fastbias.train` plans them (their
+:class:`~fastbias.optim.spec.RunSpec`: validation, initialization, step size, divergence floor
+and reference), then
 run together by ``csrc/fb_gd_lockstep_f64.c`` (8 runs per block of AVX2 vectors, the blocks
 split over ``n_workers`` threads), and finished by ``train``'s own history code. A run that
 the kernel flags (divergence test failed, or parameters past ``2**16`` where the single-run
-kernels start rescaling) is run again on its own by ``train``, which reproduces what a plain
-``train`` call does, error included. The iterates agree with ``train``'s to round-off.
+kernels start rescaling) is run again on its own (``execute(spec)``), which reproduces what a
+plain ``train`` call does, error included. The iterates agree with ``train``'s to round-off.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from ..kernels import STEP_RULE_CODES
 from ..models import Diagonal, FullyConnected, Linear, get_model
 from .history import Run
+from .spec import RunSpec
 
 __all__ = ["lockstep_eligible", "train_lockstep"]
 
@@ -70,52 +72,38 @@ def lockstep_eligible(runs: list[dict[str, Any]], common: dict[str, Any]) -> boo
     return isinstance(model, (Linear, Diagonal, FullyConnected))
 
 
-def _plan(X, y, cfg: dict[str, Any]):
-    from .gd import PLAN_ONLY, train
-
-    token = PLAN_ONLY.set(True)
-    try:
-        return train(X, y, **cfg)
-    finally:
-        PLAN_ONLY.reset(token)
-
-
-def train_lockstep(
-    X, y, runs: list[dict[str, Any]], common: dict[str, Any], n_workers: int
-) -> list[Run] | None:
-    """Run ``runs`` in lock step (see the module docstring); None if their plans turn out not
-    to share a shape (then the caller runs them one by one)."""
+def train_lockstep(specs: list[RunSpec], n_workers: int) -> list[Run] | None:
+    """Run the runs of ``specs`` in lock step (see the module docstring); None if they turn out
+    not to share a shape (then the caller runs them one by one)."""
     _c = _lib()
     from threadpoolctl import threadpool_limits
 
-    cfgs = [{**common, **cfg} for cfg in runs]
-    with threadpool_limits(limits=1, user_api="blas"):  # small products: no spinning pool
-        states = [_plan(X, y, cfg) for cfg in cfgs]
-    first = states[0]
+    first = specs[0]
     model = first.model
-    for st in states[1:]:
+    for sp in specs[1:]:
         if (
-            repr(st.model) != repr(model)
-            or st.steps != first.steps
-            or st.loss_code != first.loss_code
-            or st.step_rule != first.step_rule
-            or not np.array_equal(st.sched, first.sched)
-            or st.theta.size != first.theta.size
-            or not np.array_equal(st.Z, first.Z)
+            repr(sp.model) != repr(model)
+            or sp.steps != first.steps
+            or sp.loss_code != first.loss_code
+            or sp.step_rule != first.step_rule
+            or not np.array_equal(sp.schedule, first.schedule)
+            or sp.theta0.size != first.theta0.size
+            or not (sp.X is first.X or np.array_equal(sp.X, first.X))
+            or not np.array_equal(sp.y, first.y)
         ):
             return None
     Z = np.ascontiguousarray(first.Z, dtype=np.float64)
     N, d = Z.shape
-    P = first.theta.size
-    R = len(states)
+    P = first.theta0.size
+    R = len(specs)
     block = int(_c.lib.fb_lockstep_block_runs())
     nblocks = -(-R // block)
     Rp = nblocks * block
     lanes = list(range(R)) + [0] * (Rp - R)  # padding lanes repeat run 0
-    theta = np.ascontiguousarray(np.stack([states[i].theta for i in lanes], axis=1))
-    lr = np.array([states[i].lr for i in lanes], dtype=np.float64)
-    floor = np.array([states[i].floor for i in lanes], dtype=np.float64)
-    sched = np.ascontiguousarray(first.sched, dtype=np.int64)
+    theta = np.ascontiguousarray(np.stack([specs[i].theta0 for i in lanes], axis=1))
+    lr = np.array([specs[i].lr for i in lanes], dtype=np.float64)
+    floor = np.array([specs[i].floor for i in lanes], dtype=np.float64)
+    sched = np.array(first.schedule, dtype=np.int64)
     K = len(sched)
     rec = np.zeros((K, P, Rp))
     status = np.zeros(Rp, dtype=np.int64)
@@ -159,19 +147,25 @@ def train_lockstep(
         if code != 0:
             _c._translate(code, 0, "fb_gd_lockstep_f64")
     with threadpool_limits(limits=1, user_api="blas"):
-        return [_result(X, y, st, cfg, theta[:, r], rec[:, :, r], status[r], K, elapsed)
-                for r, (st, cfg) in enumerate(zip(states, cfgs, strict=True))]  # fmt: skip
+        return [
+            _result(sp, theta[:, r], rec[:, :, r], status[r], K, elapsed)
+            for r, sp in enumerate(specs)
+        ]
 
 
-def _result(X, y, st, cfg, th, rec, status, K, elapsed) -> Run:
-    """The Run of one lane: train's own finish, or train itself for a flagged run."""
-    from .gd import _finish, train
+def _result(spec: RunSpec, th, rec, status, K, elapsed) -> Run:
+    """The Run of one lane: the pipeline's own finish, or the run executed on its own for a
+    flagged lane (which reproduces what a plain ``train`` call does, error included)."""
+    from .driver import execute
+    from .planner import RunState
+    from .results import finish
 
     if status != 0 or not np.all(np.isfinite(th)):
-        return train(X, y, **cfg)  # on its own: the single-run behaviour, exactly
-    st.theta[...] = th
-    st.rec[...] = rec
-    st.done = st.steps
-    st.k_rec = K
-    st.elapsed = elapsed
-    return _finish(st, "completed")
+        return execute(spec)
+    state = RunState.initial(spec)
+    state.theta[...] = th
+    state.rec[...] = rec
+    state.done = spec.steps
+    state.k_rec = K
+    state.elapsed = elapsed
+    return finish(spec, state, "completed")

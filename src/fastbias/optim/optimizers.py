@@ -5,8 +5,8 @@ Soudry et al. (2018), Section 4: heavy-ball momentum (Fig. 3.1, GDMO) and mini-b
 directions stop improving away from the L2 max-margin direction on the horizons of the paper;
 with ``eps > 0`` Adam eventually turns into GD with step ``lr / eps`` once the gradients are
 far below ``eps``); greedy coordinate descent on the exponential loss (boosting, Section 4.2)
-is biased towards the L1 max-margin direction. Softmax cross-entropy (Section 4.1, Appendix C)
-converges in direction to the K-class SVM of eq. 4.1.
+is biased towards the L1 max-margin direction. Softmax cross-entropy (Section 4.1, Appendix C) is
+in :mod:`fastbias.optim.multiclass`.
 
 :func:`make_optimizer_runner` returns a runner with the contract of the GD runners of
 :mod:`fastbias.models` (``runner(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor)
@@ -16,24 +16,12 @@ optimizer state is in ``runner.state`` (a dict of NumPy arrays, updated in place
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .._validation import (
-    ScaleOutOfRangeError,
-    check_choice,
-    check_positive,
-    check_positive_int,
-    check_X_y,
-    log_sigma_max,
-    representable_lr,
-)
-from ..diagnostics import norm as vector_norm
-from ..exceptions import DivergenceError
-from ..kernels import STATUS_DIVERGED, STEP_RULE_CODES
+from .._validation import check_choice, check_positive_int
+from ..kernels import STEP_RULE_CODES
 from ..models import (
     Linear,
     Model,
@@ -41,17 +29,13 @@ from ..models import (
     get_model,
 )
 from ..models.registry import gradient_data
-from .history import checkpoint_steps
 
 __all__ = [
     "OPTIMIZERS",
     "OptimizerRunner",
-    "MulticlassRun",
     "check_optimizer",
     "default_optimizer_lr",
     "make_optimizer_runner",
-    "multiclass_log_loss",
-    "train_multiclass",
 ]
 
 # Kernel codes (``_numba_optim.OPT_*``) and defaults of every optimizer's options. "gd" runs
@@ -413,169 +397,3 @@ def make_optimizer_runner(
     before = (kind, ZT, tc)
     after = (ints, offsets, pos, jidx, vals, net)
     return OptimizerRunner(kernel, optimizer, opts, before, after, loss_code, n_params, N)
-
-
-# ----------------------------------------------------------------------------------------------
-# Multi-class cross-entropy
-
-
-@dataclass
-class MulticlassRun:
-    """The result of :func:`train_multiclass`.
-
-    Attributes
-    ----------
-    coef : ndarray (d, K)
-        Final ``W``; column ``k`` is ``w_k`` for class ``classes[k]``.
-    classes : ndarray (K,)
-        The sorted distinct labels.
-    steps : ndarray (n_rec,)
-        Checkpoint step numbers (log-spaced, :func:`fastbias.optim.checkpoint_steps`).
-    iterates : ndarray (n_rec, d, K)
-        ``W`` after each checkpoint step.
-    log_loss : ndarray (n_rec,)
-        ``log L(W)`` (eq. C.1), finite even when ``L`` underflows.
-    normalized_margin : ndarray (n_rec,)
-        ``min_n min_{k != y_n} (w_{y_n} - w_k).x_n / ||W||_F``, the quantity eq. 4.1 maximizes.
-    """
-
-    coef: np.ndarray
-    classes: np.ndarray
-    steps: np.ndarray
-    iterates: np.ndarray
-    log_loss: np.ndarray
-    normalized_margin: np.ndarray
-    status: str = "completed"
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """``classes[argmax_k w_k.x]``."""
-        return self.classes[np.argmax(np.asarray(X, dtype=np.float64) @ self.coef, axis=1)]
-
-
-def multiclass_log_loss(X: np.ndarray, W: np.ndarray, labels: np.ndarray) -> float:
-    """``log L(W)`` of eq. C.1 without underflow: ``log sum_n softplus(r_n)``."""
-    from ..kernels._reference_optim import multiclass_weights
-
-    _, _, _, r = multiclass_weights(X, W, labels)
-    # log softplus(r): log(log1p(e^r)) = r + log1p(-e^r / 2 + ...) for r << 0 (no underflow)
-    small = r < -30.0
-    log_sp = np.empty_like(r)
-    log_sp[small] = r[small] + np.log1p(-0.5 * np.exp(r[small]))
-    log_sp[~small] = np.log(np.logaddexp(0.0, r[~small]))
-    top = log_sp.max()
-    return float(top + np.log(np.sum(np.exp(log_sp - top))))
-
-
-def train_multiclass(
-    X: Any,
-    labels: Any,
-    steps: int = 1000,
-    lr: float | None = None,
-    *,
-    W0: Any = None,
-    step_rule: str = "fixed",
-    record: int = 10,
-) -> MulticlassRun:
-    """GD on the softmax cross-entropy of a linear K-class predictor, one compiled call.
-
-    Soudry et al. (2018) Section 4.1, Appendix C: ``L(W) = sum_n log sum_k exp((w_k -
-    w_{y_n}).x_n)`` (eq. C.1); on separable data ``W(t)/||W(t)||`` converges to the direction
-    of the K-class SVM (eq. 4.1). The gradient is computed in log domain (log-sum-exp), so the
-    step never underflows to zero in the normalized and loss-scaled rules.
-
-    Parameters
-    ----------
-    X : (N, d) array
-    labels : (N,) array of any K >= 2 distinct labels
-    steps : int
-    lr : float, optional
-        Default ``1 / sigma_max(X)**2`` (``L`` is ``sigma_max**2 / 2``-smooth, so this is
-        below ``2 / beta`` everywhere).
-    W0 : (d, K) array, optional
-        Initial ``W`` (default 0).
-    step_rule : {"fixed", "normalized", "loss-scaled"}
-    record : int
-        Checkpoints per decade.
-
-    Returns
-    -------
-    MulticlassRun
-    """
-    X, _ = check_X_y(X, None)
-    labels_arr = np.asarray(labels)
-    if labels_arr.ndim != 1 or labels_arr.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"labels must be a 1-D array with one label per row of X ({X.shape[0]}); got shape "
-            f"{labels_arr.shape}."
-        )
-    if labels_arr.dtype.kind in "fc" and not np.all(np.isfinite(labels_arr)):
-        raise ValueError("labels contain NaN or inf.")
-    classes, codes = np.unique(labels_arr, return_inverse=True)
-    K = classes.size
-    if K < 2:
-        raise ValueError(f"multi-class training needs at least 2 distinct labels; got {K}.")
-    N, d = X.shape
-    steps = check_positive_int(steps, "steps")
-    check_choice(step_rule, "step_rule", ["fixed", "normalized", "loss-scaled"])
-    record = check_positive_int(record, "record")
-    if W0 is None:
-        W = np.zeros((d, K))
-    else:
-        W = np.array(W0, dtype=np.float64)
-        if W.shape != (d, K):
-            raise ValueError(f"W0 must have shape (d, K) = ({d}, {K}); got {W.shape}.")
-        if not np.all(np.isfinite(W)):
-            raise ValueError("W0 contains NaN or inf.")
-    W = np.ascontiguousarray(W)
-    try:  # 1 / sigma_max(X)**2 in log domain: a clear error when it does not fit in float64
-        safe_lr = representable_lr(-2.0 * log_sigma_max(X), "1/sigma_max(X)**2")
-    except ScaleOutOfRangeError:
-        if lr is None:
-            raise
-        safe_lr = float("nan")
-    lr = safe_lr if lr is None else check_positive(lr, "lr")
-    codes = np.ascontiguousarray(codes, dtype=np.int64)
-    sched = checkpoint_steps(steps, record)
-    rec = np.zeros((sched.size, d * K))
-    from ..kernels._numba_multiclass import gd_multiclass
-
-    start_r = float(np.max(_r_values(X, W, codes)))
-    ceiling = max(start_r, 0.0) + math.log(N * K) + 23.0
-    status, fail = gd_multiclass(
-        X, codes, W, lr, STEP_RULE_CODES[step_rule], 0, steps, sched, rec, ceiling
-    )
-    if status == STATUS_DIVERGED:
-        from ._outcome import lr_advice
-
-        advice, suggested = lr_advice(lr, safe_lr)
-        raise DivergenceError(
-            f"the cross-entropy blew up at step {fail}; {advice}.",
-            step=int(fail),
-            suggested_lr=suggested,
-        )
-    iterates = rec.reshape(sched.size, d, K)
-    log_loss = np.array([multiclass_log_loss(X, Wt, codes) for Wt in iterates])
-    rows = np.arange(N)
-    margins = []
-    for Wt in iterates:
-        S = X @ Wt
-        gap = S[rows, codes][:, None] - S
-        gap[rows, codes] = np.inf
-        nrm = float(vector_norm(Wt.ravel()))
-        margins.append(gap.min() / nrm if nrm > 0 else 0.0)  # W = 0: margin 0, not NaN
-    return MulticlassRun(
-        coef=W,
-        classes=classes,
-        steps=sched,
-        iterates=iterates,
-        log_loss=log_loss,
-        normalized_margin=np.array(margins),
-        settings={"lr": lr, "steps": steps, "step_rule": step_rule},
-    )
-
-
-def _r_values(X, W, codes):
-    from ..kernels._reference_optim import multiclass_weights
-
-    return multiclass_weights(X, W, codes)[3]

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from .._validation import check_choice, check_vector
+from .._warn import warn_user
 from ..exceptions import NotSeparableError
 from ..models import FullyConnected, Linear
 
-__all__ = ["resolve_reference", "l1_reference"]
+__all__ = ["resolve_reference", "l1_reference", "flow_reference"]
 
 
 def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
@@ -40,10 +39,9 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
         except NotSeparableError:
             if reference == "svm":
                 raise
-            warnings.warn(
+            warn_user(
                 "X, y are not linearly separable, so there is no max-margin reference; "
-                "the history has no gap columns.",
-                stacklevel=3,
+                "the history has no gap columns."
             )
             return None, None, None
         reference = sol
@@ -68,9 +66,32 @@ def l1_reference(X, y):
     try:
         return max_margin(X, y, norm="l1")
     except NotSeparableError:
-        warnings.warn(
+        warn_user(
             "X, y are not linearly separable, so there is no max-margin reference; "
-            "the history has no gap columns.",
-            stacklevel=4,
+            "the history has no gap columns."
         )
         return None
+
+
+def flow_reference(reference, mdl, X, y, theta0, regression, loss):
+    """:func:`resolve_reference` for gradient flow (``eta = 1`` in Theorem 4's ``w_tilde``);
+    raises NotSeparableError for a margin loss on non-separable data, where the flow comes to
+    rest at a finite point and ``log t`` cannot advance."""
+    from ..references import max_margin
+
+    if not regression:
+        try:
+            sol = max_margin(X, y)
+        except NotSeparableError as exc:
+            raise NotSeparableError(
+                f"gradient flow with the {loss} loss needs linearly separable data: otherwise "
+                "the loss has a finite minimizer where the flow comes to rest and log t cannot "
+                f"advance to t_max. ({exc}) Use loss='squared' or separable data."
+            ) from None
+        if isinstance(reference, str) and (
+            reference == "svm"
+            or (reference == "auto" and isinstance(mdl, (Linear, FullyConnected)))
+        ):
+            reference = sol
+    w0 = theta0 if isinstance(mdl, Linear) else None
+    return resolve_reference(reference, mdl, X, y, 1.0, w0, "fixed", regression)

@@ -353,7 +353,7 @@ def resume_softmax_network(
     ``steps`` more steps (default: the rest of the original run); the result is bit-identical
     to an uninterrupted run of the same total length.
     """
-    state = load_checkpoint(path)
+    _, state = load_checkpoint(path)
     if not isinstance(state, _State):
         raise ValueError(f"{path} does not hold a softmax-network training run")
     if steps is not None:
@@ -418,12 +418,12 @@ def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_ever
             if checkpoint is not None and now - last_save >= checkpoint_every:
                 state.elapsed += now - start
                 start = now
-                save_checkpoint(checkpoint, state)
+                save_checkpoint(checkpoint, None, state)
                 last_save = time.perf_counter()
     bar.close()
     state.elapsed += time.perf_counter() - start
     if checkpoint is not None:
-        save_checkpoint(checkpoint, state)
+        save_checkpoint(checkpoint, None, state)
     return _finish(state, status)
 
 
