@@ -10,25 +10,17 @@ from ._results import (
 from .dft_margin import max_margin_dft_l1
 from .l1_margin import max_margin_l1
 from .l2_margin import MaxMarginSolution, w_tilde
+from .lemma4 import H_L, h_L, h_L_inverse, lemma4_radius, lemma4_solution
 from .margins import max_margin
 from .min_norm import min_norm
 from .multiclass import max_margin_multiclass
 from .predicted import Prediction, predicted_limit
-from .regression import (
-    H_L,
+from .qnorm import QMinimizer, q_minimizer, q_norm
+from .regression_limits import (
     MatrixSensingLimit,
-    QMinimizer,
-    TwoLayerLimitPoint,
     conv_even_regression_limit,
     diagonal_regression_limit,
-    h_L,
-    h_L_inverse,
-    lemma4_radius,
-    lemma4_solution,
     matrix_sensing_limit,
-    q_minimizer,
-    q_norm,
-    two_layer_limit_point,
 )
 from .regularizer import (
     ImplicitRegularizer,
@@ -48,6 +40,7 @@ from .tensor_svd import (
     tensor_singular_vectors,
     two_layer_limit_direction,
 )
+from .two_layer import TwoLayerLimitPoint, two_layer_limit_point
 
 __all__ = [
     "predicted_limit",

@@ -240,11 +240,8 @@ def _limit_direction(res) -> Prediction:
 def _regression(mdl, X, y, init, init_scale, seed) -> Prediction:
     from ..diagnostics import norm as vector_norm
     from ..models import Convolutional, Diagonal, Linear
-    from .regression import (
-        conv_even_regression_limit,
-        diagonal_regression_limit,
-        two_layer_limit_point,
-    )
+    from .regression_limits import conv_even_regression_limit, diagonal_regression_limit
+    from .two_layer import two_layer_limit_point
 
     N, d = X.shape
     params0 = mdl.init_params(d, init, init_scale, seed)
