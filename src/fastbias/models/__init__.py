@@ -10,6 +10,7 @@ from .convolutional import Convolutional
 from .diagonal import Diagonal
 from .fully_connected import FullyConnected
 from .linear import Linear
+from .low_rank import LowRank
 from .network import Network
 from .registry import get_model
 from .tensor import Tensor
@@ -22,6 +23,7 @@ __all__ = [
     "Convolutional",
     "Tensor",
     "Network",
+    "LowRank",
     "ConvergenceCondition",
     "convergence_condition",
     "get_model",

@@ -20,6 +20,7 @@ from .convolutional import Convolutional
 from .diagonal import Diagonal
 from .fully_connected import FullyConnected
 from .linear import Linear
+from .low_rank import LowRank
 from .network import Network
 from .tensor import Tensor
 
@@ -73,6 +74,12 @@ def _widths(ints: list[int]) -> Model | None:
     return FullyConnected(ints) if ints else None
 
 
+def _low_rank(ints: list[int]) -> Model | None:
+    if len(ints) == 1:
+        return LowRank(ints[0])
+    return LowRank(ints[0], ints[1:]) if len(ints) == 3 else None
+
+
 def _depth(cls: type) -> Callable[[list[int]], Model | None]:
     def parse(ints: list[int]) -> Model | None:
         return cls(ints[0] if ints else 2) if len(ints) <= 1 else None
@@ -90,6 +97,7 @@ MODELS: list[ModelEntry] = [
     ModelEntry(Convolutional, ("conv", "convolutional"), "conv[:L]", _depth(Convolutional), ALL),
     ModelEntry(Tensor, (), "", None, ALL),
     ModelEntry(Network, (), "", None, NO_EXTENDED),
+    ModelEntry(LowRank, ("lowrank", "low-rank", "low_rank"), "lowrank:r[,d1,d2]", _low_rank, ALL),
 ]
 
 
