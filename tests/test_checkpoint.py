@@ -1,4 +1,5 @@
-"""Checkpoint and resume: atomic files, bit-identical continuation, Ctrl-C saves."""
+"""Checkpoint and resume: atomic files, bit-identical continuation for every model, precision,
+optimizer and step rule, Ctrl-C saves. (The file format's safety: test_checkpoint_format.py.)"""
 
 import os
 import pickle
@@ -10,7 +11,7 @@ import pytest
 from conftest import random_separable
 
 import fastbias as fb
-from fastbias.models import Convolutional, Diagonal, FullyConnected
+from fastbias.models import Convolutional, Diagonal, FullyConnected, LowRank, Network, Tensor
 
 pytestmark = pytest.mark.filterwarnings("ignore:the initialization does not satisfy")
 
@@ -43,6 +44,19 @@ def _assert_same_run(resumed, straight):
         dict(model=FullyConnected([4]), step_rule="loss-scaled", lr=1e-3),
         dict(model=Convolutional(2), lr=0.01),
         dict(loss="squared", model=Diagonal(3), lr=0.01),
+        dict(model=Tensor.diagonal(6, 2), lr=0.01),
+        dict(model=Tensor.diagonal(6, 3), precision="extended", lr=0.01),
+        dict(model=Diagonal(2), precision="extended", lr=0.01),
+        dict(model=Convolutional(2), precision="compensated", lr=0.01),
+        dict(model=Network.fully_connected(6, [3]), lr=0.01),
+        dict(model=Network.fully_connected(6, [3]), precision="compensated", lr=0.01),
+        dict(model=LowRank(2, (3, 2)), lr=0.01),
+        dict(optimizer="momentum", optimizer_options={"beta": 0.5}),
+        dict(optimizer="sgd", optimizer_options={"batch_size": 4}, seed=3),
+        dict(optimizer="adam"),
+        dict(optimizer="adagrad", model=Diagonal(2)),
+        dict(optimizer="coordinate"),
+        dict(step_rule="loss-scaled-backtracking", model=FullyConnected([3]), lr=0.01),
     ],
     ids=[
         "linear",
@@ -53,6 +67,19 @@ def _assert_same_run(resumed, straight):
         "fc-loss-scaled",
         "conv",
         "squared",
+        "tensor",
+        "tensor-extended",
+        "diagonal-extended",
+        "conv-compensated",
+        "relu-network",
+        "relu-network-compensated",
+        "lowrank",
+        "momentum",
+        "sgd",
+        "adam",
+        "adagrad",
+        "coordinate",
+        "backtracking",
     ],
 )
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, kw):

@@ -155,6 +155,7 @@ def test_diagonal_sensors_go_to_the_l1_max_margin():
     w = np.einsum("ak,ak->a", U, V)  # diag(U V^T), up to the power-of-two scale
     w /= np.linalg.norm(w)
     assert w @ l1.direction > 0.999 and w @ l2 < 0.97
+
     def l1_margin(v):
         return (y * (X @ v)).min() / np.abs(v).sum()
 

@@ -3,7 +3,6 @@ finite differences, log-domain loss far past zero error, training, checkpoint/re
 errors."""
 
 import math
-import pickle
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from fastbias.exceptions import DivergenceError
 from fastbias.kernels import STATUS_DIVERGED, STATUS_OK
 from fastbias.kernels import _numba_softmax_net as K
 from fastbias.kernels import _reference_softmax_net as R
+from fastbias.optim.checkpoint import read_archive
 
 
 def _blobs(n_per, d, C, seed, spread=0.6):
@@ -174,8 +174,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, beta):
     iw, ir = np.searchsorted(hw["step"], common), np.searchsorted(hr["step"], common)
     for col in ("train_log_loss", "val_error", "last_layer_norm"):
         assert np.array_equal(hw[col][iw], hr[col][ir])
-    with open(path, "rb") as fh:
-        assert pickle.load(fh)["state"].done == 400
+    assert read_archive(path, "softmax-network")["done"] == 400  # (a safe checkpoint)
 
 
 def test_resume_rejects_other_checkpoints(tmp_path):

@@ -8,7 +8,13 @@ them together (:mod:`fastbias.diagnostics`).
 
 from . import analysis, datasets, diagnostics, losses, models, references
 from ._sweep import sweep
-from .exceptions import DivergenceError, FastbiasError, NotSeparableError, SolverError
+from .exceptions import (
+    CheckpointError,
+    DivergenceError,
+    FastbiasError,
+    NotSeparableError,
+    SolverError,
+)
 from .optim import (
     History,
     Run,
@@ -85,6 +91,7 @@ __all__ = [
     "NotSeparableError",
     "DivergenceError",
     "SolverError",
+    "CheckpointError",
     "analysis",
     "datasets",
     "diagnostics",

@@ -30,3 +30,9 @@ class DivergenceError(FastbiasError, FloatingPointError):
 
 class SolverError(FastbiasError, RuntimeError):
     """A reference solver failed to reach the requested accuracy."""
+
+
+class CheckpointError(FastbiasError, ValueError):
+    """A file is not a checkpoint fastbias can load: not a checkpoint at all (a pickle, another
+    file, a directory), damaged (its checksum does not match), of another format version, or
+    inconsistent. The message names the file and the problem; nothing in the file is run."""

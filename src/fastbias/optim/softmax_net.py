@@ -25,7 +25,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,9 @@ import numpy as np
 
 from .._progress import ProgressBar
 from .._validation import check_choice, check_positive, check_positive_int, check_X_y
-from ..exceptions import DivergenceError
+from ..exceptions import CheckpointError, DivergenceError
 from ..kernels import STATUS_DIVERGED
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import read_archive, write_archive
 from .history import History, checkpoint_steps
 
 __all__ = [
@@ -353,13 +353,61 @@ def resume_softmax_network(
     ``steps`` more steps (default: the rest of the original run); the result is bit-identical
     to an uninterrupted run of the same total length.
     """
-    _, state = load_checkpoint(path)
-    if not isinstance(state, _State):
-        raise ValueError(f"{path} does not hold a softmax-network training run")
+    state = _load(path)
     if steps is not None:
         state.extend(check_positive_int(steps, "steps"))
     return _execute(state, progress, check_positive(chunk_seconds, "chunk_seconds"), path,
                     checkpoint_every)  # fmt: skip
+
+
+_KIND = "softmax-network"
+
+
+def _save(path: Path, state: _State) -> None:
+    """The state as a safe checkpoint (:mod:`fastbias.optim.checkpoint`: no pickle)."""
+    write_archive(path, _KIND, {f.name: getattr(state, f.name) for f in fields(_State)})
+
+
+def _load(path: str | os.PathLike) -> _State:
+    """The state :func:`_save` wrote, checked to fit the compiled kernel (which trusts it)."""
+    content = read_archive(path, _KIND)
+    try:
+        state = _State(**content)
+        _check_state(state)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a softmax-network checkpoint this version can use: {exc}"
+        ) from None
+    return state
+
+
+def _check_state(st: _State) -> None:
+    def arr(a, shape, dtype=np.float64):
+        return isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype
+
+    if not (isinstance(st.X, np.ndarray) and st.X.ndim == 2 and st.X.dtype == np.float64):
+        raise ValueError("its X is not a float64 matrix")
+    N, d = st.X.shape
+    H, C = st.W1.shape[0], st.classes.shape[0]
+    if not (arr(st.codes, (N,), np.int64) and np.all((st.codes >= 0) & (st.codes < C))):
+        raise ValueError("its labels are not class codes of X's rows")
+    if not (arr(st.W1, (H, d)) and arr(st.V1, (H, d)) and arr(st.W2, (C, H))
+            and arr(st.V2, (C, H))):  # fmt: skip
+        raise ValueError("its layers do not have matching shapes")
+    if (st.X_val is None) != (st.codes_val is None):
+        raise ValueError("its validation data are incomplete")
+    if st.X_val is not None and not (
+        arr(st.X_val, (st.X_val.shape[0], d))
+        and arr(st.codes_val, (st.X_val.shape[0],), np.int64)
+        and np.all((st.codes_val >= 0) & (st.codes_val < C))
+    ):
+        raise ValueError("its validation data do not fit the network")
+    K = st.sched.shape[0] if isinstance(st.sched, np.ndarray) else -1
+    if not (arr(st.sched, (K,), np.int64) and K >= 1 and arr(st.rec, (K, H * d + C * H))):
+        raise ValueError("its records do not fit the network")
+    if not (0 <= st.done <= st.steps == st.sched[-1]
+            and st.k_rec == int(np.searchsorted(st.sched, st.done, "right"))):  # fmt: skip
+        raise ValueError("its step counters are inconsistent")
 
 
 def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_every):
@@ -418,12 +466,12 @@ def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_ever
             if checkpoint is not None and now - last_save >= checkpoint_every:
                 state.elapsed += now - start
                 start = now
-                save_checkpoint(checkpoint, None, state)
+                _save(checkpoint, state)
                 last_save = time.perf_counter()
     bar.close()
     state.elapsed += time.perf_counter() - start
     if checkpoint is not None:
-        save_checkpoint(checkpoint, None, state)
+        _save(checkpoint, state)
     return _finish(state, status)
 
 
