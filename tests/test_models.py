@@ -260,3 +260,27 @@ def test_get_model_by_name(name, expected):
 def test_get_model_rejects_bad_names(name):
     with pytest.raises(ValueError, match="Unknown model"):
         get_model(name)
+
+
+def test_batch_predictors_and_layer_norms_match_the_reference():
+    """Model.predictors / layer_norms_rows (what histories use) against predictor per row,
+    for every model kind, in float64 and long double."""
+    from fastbias.models import LowRank, Network, Tensor
+
+    d = 9
+    models = [
+        Linear(), Diagonal(3), FullyConnected([4, 3]), Convolutional(3),
+        Convolutional(2, kernel_sizes=[2]), Tensor.diagonal(d, 2),
+        Tensor.convolutional(d, [3, d]), LowRank(2), LowRank(3, (9, 1)),
+        Network.fully_connected(d, [3], activation="linear"),
+    ]  # fmt: skip
+    rng = np.random.default_rng(0)
+    for model in models:
+        thetas = rng.standard_normal((5, model.n_params(d)))
+        rows = np.array([model.predictor(model.unflatten(th, d)) for th in thetas])
+        np.testing.assert_allclose(model.predictors(thetas, d), rows, rtol=1e-13, atol=1e-15)
+        ext = model.predictors(thetas.astype(np.longdouble), d)
+        assert ext.dtype == np.longdouble and ext.shape == (5, d)
+        np.testing.assert_allclose(ext.astype(float), rows, rtol=1e-13, atol=1e-15)
+        norms = [[np.linalg.norm(np.ravel(p)) for p in model.unflatten(th, d)] for th in thetas]
+        np.testing.assert_allclose(model.layer_norms_rows(thetas, d), norms, rtol=1e-14)

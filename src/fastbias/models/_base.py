@@ -7,6 +7,7 @@ layer; kernels see it flattened (layers one after another, each in C order).
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,32 @@ class Model(ABC):
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         """``J_P(theta)^T G``: the gradient of ``<G, P(theta)>`` with respect to every layer."""
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        """``P`` at every row of ``thetas`` (K, n), as a (K, d) array in the rows' dtype: the
+        batch form of :meth:`predictor` that histories use (equal to it up to round-off).
+        The default calls :meth:`predictor` once per row; models override it."""
+        thetas = np.asarray(thetas)
+        out = np.empty((thetas.shape[0], d), dtype=thetas.dtype)
+        for k, th in enumerate(thetas):
+            out[k] = self.predictor(self.unflatten(th, d))
+        return out
+
+    def layer_norms_rows(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        """The Euclidean norm of every layer at every row of ``thetas``: (K, number of
+        layers), in the rows' dtype; each layer scaled by its largest entry first, so that
+        neither overflows nor underflows (as ``diagnostics.norm``)."""
+        thetas = np.asarray(thetas)
+        shapes = self.shapes(d)
+        if thetas.shape[0] == 0:
+            return np.zeros((0, len(shapes)), dtype=thetas.dtype)
+        offsets = layer_offsets(shapes)
+        sizes = [int(np.prod(s)) for s in shapes]
+        a = np.abs(thetas)
+        top = np.maximum.reduceat(a, offsets, axis=1)
+        safe = np.where(top > 0, top, 1)
+        scaled = a / np.repeat(safe, sizes, axis=1)
+        return np.sqrt(np.add.reduceat(scaled * scaled, offsets, axis=1)) * top
+
     def margins(self, params: Sequence[np.ndarray], X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``y_n f(x_n)``."""
         return y * (np.asarray(X) @ self.predictor(params))
@@ -103,11 +130,10 @@ class Model(ABC):
         if init is None:
             init = self.default_init
         if isinstance(init, str):
-            rng = np.random.default_rng(seed)
             if init == "zeros":
                 params = [np.zeros(s) for s in shapes]
             elif init in ("gaussian", "yun"):
-                params = [rng.standard_normal(s) / np.sqrt(np.prod(s)) for s in shapes]
+                params = list(_gaussian_layers(tuple(shapes), seed))
                 if init == "yun":
                     params[-1] = np.zeros(shapes[-1])
             else:
@@ -250,6 +276,25 @@ def generic_runner(kernel, Z, targets, loss, extra=(), compensated=False) -> Run
         run.get_state = lambda: {"lo": lo[0].copy()}
         run.set_state = set_state
     return run
+
+
+def _gaussian_layers(shapes: tuple, seed: Any) -> tuple[np.ndarray, ...]:
+    """Seeded standard normal layers divided by ``sqrt(layer size)``; the same draws for the
+    same shapes and integer seed are computed once (read-only; callers scale them into new
+    arrays)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return _gaussian_layers_cached(shapes, int(seed))
+    rng = np.random.default_rng(seed)
+    return tuple(rng.standard_normal(s) / np.sqrt(np.prod(s)) for s in shapes)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_layers_cached(shapes: tuple, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    out = tuple(rng.standard_normal(s) / np.sqrt(np.prod(s)) for s in shapes)
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 def kernel_data(kind: int, Z: np.ndarray, *, ZT=None, ints=None, offsets=None, pos=None,

@@ -125,6 +125,20 @@ class Convolutional(Model):
             v = out
         return v
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        """:meth:`predictor` for every row at once (the same sums, in the same order)."""
+        thetas = np.asarray(thetas)
+        widths = self.kernel_widths(d)
+        offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        v = thetas[:, offsets[-2] : offsets[-1]].copy()
+        for layer in range(self.depth - 2, -1, -1):
+            w = thetas[:, offsets[layer] : offsets[layer + 1]]
+            out = np.zeros_like(v)
+            for p in range(widths[layer]):
+                out += w[:, p, None] * np.roll(v, p, axis=1)
+            v = out
+        return v
+
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         """``d<G, P(w)>/d w_l`` for every layer, by backpropagation through eq. 3.
 

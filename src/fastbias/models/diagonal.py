@@ -30,6 +30,10 @@ class Diagonal(Model):
     def predictor(self, params: Sequence[np.ndarray]) -> np.ndarray:
         return np.prod(np.asarray(params, dtype=np.float64), axis=0)
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        thetas = np.asarray(thetas)
+        return np.prod(thetas.reshape(thetas.shape[0], self.depth, d), axis=1)
+
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         W = np.asarray(params, dtype=np.float64)
         return [G * np.prod(np.delete(W, layer, axis=0), axis=0) for layer in range(self.depth)]

@@ -56,6 +56,18 @@ class FullyConnected(Model):
             beta = np.asarray(W) @ beta
         return beta
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        thetas = np.asarray(thetas)
+        K = thetas.shape[0]
+        dims = self.dims(d)
+        offsets = layer_offsets(self.shapes(d))
+        beta = thetas[:, offsets[-1] :]  # w_L rows
+        for layer in range(len(dims) - 2, -1, -1):
+            a, b = int(dims[layer]), int(dims[layer + 1])
+            W = thetas[:, offsets[layer] : offsets[layer] + a * b].reshape(K, a, b)
+            beta = np.matmul(W, beta[:, :, None])[:, :, 0]
+        return np.ascontiguousarray(beta)
+
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         right, b = [], np.asarray(params[-1], dtype=np.float64)
         for W in reversed(params[:-1]):

@@ -27,6 +27,9 @@ class Linear(Model):
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         return [np.asarray(G, dtype=np.float64).copy()]
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        return np.asarray(thetas).reshape(-1, d)
+
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         if loss == 2:  # squared loss: the one-layer fully connected kernel
             from ..kernels._numba_models import gd_fully_connected

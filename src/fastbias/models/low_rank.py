@@ -87,6 +87,13 @@ class LowRank(Model):
         U, V = (np.asarray(p, dtype=np.float64) for p in params)
         return (U @ V.T).ravel()
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        thetas = np.asarray(thetas)
+        (d1, r), (d2, _) = self.shapes(d)
+        U = thetas[:, : d1 * r].reshape(-1, d1, r)
+        V = thetas[:, d1 * r :].reshape(-1, d2, r)
+        return np.matmul(U, V.transpose(0, 2, 1)).reshape(-1, d)
+
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         """``d<G, vec(U V^T)>/dU = mat(G) V`` and ``d/dV = mat(G)^T U``."""
         U, V = (np.asarray(p, dtype=np.float64) for p in params)

@@ -90,10 +90,10 @@ def _depth(cls: type) -> Callable[[list[int]], Model | None]:
 #: The model kinds. Columns: class, names, name syntax, parser, precisions of its GD kernel.
 MODELS: list[ModelEntry] = [
     ModelEntry(Linear, ("linear",), "linear", _linear, ALL),
+    ModelEntry(Diagonal, ("diag", "diagonal"), "diag[:L]", _depth(Diagonal), ALL),
     ModelEntry(
         FullyConnected, ("fc", "fully-connected", "fully_connected"), "fc:W1,W2,...", _widths, ALL
     ),
-    ModelEntry(Diagonal, ("diag", "diagonal"), "diag[:L]", _depth(Diagonal), ALL),
     ModelEntry(Convolutional, ("conv", "convolutional"), "conv[:L]", _depth(Convolutional), ALL),
     ModelEntry(Tensor, (), "", None, ALL),
     ModelEntry(Network, (), "", None, NO_EXTENDED),

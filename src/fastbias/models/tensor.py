@@ -342,6 +342,16 @@ class Tensor(Model):
         F = self._factors(params)
         return np.bincount(self.j_idx, weights=self.values * np.prod(F, axis=1), minlength=self.d)
 
+    def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        self.shapes(d)
+        thetas = np.asarray(thetas)
+        K = thetas.shape[0]
+        F = thetas[:, self.multi_idx + self.offsets[None, :]]  # (K, nnz, L)
+        weights = self.values * np.prod(F, axis=2)
+        out = np.zeros((K, self.d), dtype=weights.dtype)
+        np.add.at(out, (np.arange(K)[:, None], self.j_idx[None, :]), weights)
+        return out
+
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         """``d<G, beta>/dv_l = M(G) o (v_1, .., I_{k_l}, .., v_L)`` (Yun Section 3, gradient flow
         with ``G = -X^T r``), from prefix and suffix products per nonzero."""

@@ -77,10 +77,12 @@ def train_batch(
         and reference in ("auto", "svm")
         and isinstance(model, (Linear, FullyConnected))
     ):
-        from ..references import max_margin
+        from .._validation import check_X_y
+        from .reference import cached_max_margin
 
         try:  # solve the shared reference once, not once per run
-            common["reference"] = max_margin(X, y)
+            Xc, yc = check_X_y(X, y)
+            common["reference"] = cached_max_margin(Xc, yc)
         except NotSeparableError:
             if reference == "svm":
                 raise

@@ -26,12 +26,13 @@ __all__ = ["execute", "drive", "InterruptFlag"]
 class InterruptFlag:
     """Turns Ctrl-C into a flag checked between chunks (main thread only)."""
 
-    def __init__(self):
+    def __init__(self, needed: bool = True):
         self.hit = False
         self._old = None
+        self._needed = needed
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if self._needed and threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -124,7 +125,9 @@ def drive(
         bar.update(runner.progress(state))
         start = time.perf_counter()
         last_save = start
-        with InterruptFlag() as interrupt:
+        # one chunk does it all: there is no "between chunks" for Ctrl-C to stop at
+        one_chunk = budget >= runner.total - runner.progress(state)
+        with InterruptFlag(needed=not one_chunk) as interrupt:
             while not runner.finished(state):
                 t0 = time.perf_counter()
                 did = runner.advance(state, budget)

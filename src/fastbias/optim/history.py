@@ -421,8 +421,7 @@ def build_history(
         B = thetas.reshape(K, d)  # the predictor is the parameter vector (long double if so)
     else:
         thetas, e = _unit_rows_if_extreme(thetas, e)
-        B = np.array([model.predictor(model.unflatten(th, d)) for th in thetas], dtype=dt)
-        B = B.reshape(K, d)
+        B = np.asarray(model.predictors(thetas, d), dtype=dt).reshape(K, d)
     # beta_k = 2**bexp[k] * Bn[k], every nonzero row of Bn with max entry in [0.5, 1)
     Bn, bexp = _normalize_rows(B, e * model.depth)
     Zd = np.asarray(Z, dtype=dt)
@@ -494,7 +493,7 @@ def build_history(
         log_theta_norm = _log_scaled(t_norm_s, e)
         cols.add("theta_norm", _ldexp64(t_norm_s, e), "read log_theta_norm")
         cols.cols["log_theta_norm"] = log_theta_norm
-        _layer_columns(cols, [model.unflatten(row, d) for row in th], e)
+        _layer_columns(cols, model.layer_norms_rows(np.asarray(th, np.float64), d), e)
         if loss != "squared":
             # min margin / ||theta||**L, from the scaled rows: log-domain ratio
             # = s_min * 2**(bexp - e L) / ||theta_s||**L: only small exponents meet here
@@ -522,10 +521,12 @@ def build_history(
     )
 
 
-def _layer_columns(cols: _Columns, layers_per_row: list, e: np.ndarray) -> None:
-    """``layer_norm_l`` (``log_layer_norm_l`` too when it overflows float64)."""
-    for layer, arr in enumerate(zip(*layers_per_row, strict=True)):
-        n_s = np.array([float(norm(np.ravel(np.asarray(a, dtype=np.float64)))) for a in arr])
+def _layer_columns(cols: _Columns, layer_norms: np.ndarray, e: np.ndarray) -> None:
+    """``layer_norm_l`` (``log_layer_norm_l`` too when it overflows float64) from the scaled
+    rows' layer norms (K, L) (``Model.layer_norms_rows``)."""
+    layer_norms = np.asarray(layer_norms, dtype=np.float64)
+    for layer in range(layer_norms.shape[1]):
+        n_s = layer_norms[:, layer]
         name = f"layer_norm_{layer + 1}"
         full = _ldexp64(n_s, e)
         cols.add(name, full, f"read log_{name}")
@@ -589,7 +590,7 @@ def build_network_history(
         cols.cols["normalized_margin_theta"] = _signed_ratio_log(s_min, log_den)
     cols.add("theta_norm", _ldexp64(t_norm_s, e), "read log_theta_norm")
     cols.cols["log_theta_norm"] = log_theta_norm
-    _layer_columns(cols, [model.unflatten(th, X.shape[1]) for th in thetas], e)
+    _layer_columns(cols, model.layer_norms_rows(thetas, X.shape[1]), e)
     actives = [model.activation_patterns(th, X) for th in thetas]
     arrays: dict[str, np.ndarray] = {}
     for layer in range(len(actives[0]) if actives else 0):

@@ -1,7 +1,18 @@
 """The reference a run's gaps are measured against: resolved once per run from the user's
-``reference`` argument (``"auto"``, ``"svm"``, ``"min-norm"``, None, an array or a solution)."""
+``reference`` argument (``"auto"``, ``"svm"``, ``"min-norm"``, None, an array or a solution).
+
+The exact solutions are cached by the content of the data (a BLAKE2 digest of ``X`` and
+``y``), so a sweep of many runs on one data set solves its max-margin problem, Theorem 4's
+``w_tilde`` for a given step and start, and ``sigma_max(X)`` once (:func:`solve_once`).
+"""
 
 from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -10,12 +21,78 @@ from .._warn import warn_user
 from ..exceptions import NotSeparableError
 from ..models import FullyConnected, Linear
 
-__all__ = ["resolve_reference", "l1_reference", "flow_reference"]
+__all__ = [
+    "resolve_reference",
+    "l1_reference",
+    "flow_reference",
+    "data_key",
+    "solve_once",
+    "cached_max_margin",
+]
+
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_CACHE_SIZE = 32
+_LOCK = threading.Lock()
 
 
-def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
-    """Return (reference vector or None, reference object, w_tilde or None)."""
-    from ..references import MaxMarginSolution, max_margin
+def data_key(*arrays: np.ndarray) -> bytes:
+    """A digest of the arrays' shapes, dtypes and contents."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.digest()
+
+
+def solve_once(key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or its cached value (or re-raised exception) for the same ``key``.
+
+    ``key`` must determine the result (it holds :func:`data_key` digests, not objects). The
+    last 32 results are kept; concurrent first calls may both compute.
+    """
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            value = _CACHE[key]
+            hit = True
+        else:
+            hit = False
+    if not hit:
+        try:
+            value = compute()
+        except (NotSeparableError, ValueError) as exc:
+            value = exc
+        with _LOCK:
+            _CACHE[key] = value
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    if isinstance(value, Exception):
+        raise type(value)(*value.args) from None  # a fresh exception per call (threads)
+    return value
+
+
+def cached_max_margin(X: np.ndarray, y: np.ndarray, key: bytes | None = None, norm: str = "l2"):
+    """``max_margin(X, y, norm=norm)``, solved once per data set."""
+    from ..references import max_margin
+
+    key = data_key(X, y) if key is None else key
+
+    def compute():
+        sol = max_margin(X, y) if norm == "l2" else max_margin(X, y, norm=norm)
+        for value in sol.__dict__.values():  # shared by every run on the data: read-only
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+        return sol
+
+    return solve_once(("max_margin", norm, key), compute)
+
+
+def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=None):
+    """Return (reference vector or None, reference object, w_tilde or None).
+
+    ``key``: the :func:`data_key` of ``(X, y)`` when the caller has it."""
+    from ..references import MaxMarginSolution
 
     if reference is None or (isinstance(reference, str) and reference == "none"):
         return None, None, None
@@ -26,7 +103,10 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
                 raise ValueError("reference='svm' is for classification; the loss is squared.")
             if reference == "auto" and not isinstance(mdl, Linear):
                 return None, None, None
-            coef = np.linalg.lstsq(X, y, rcond=None)[0]  # minimum-norm interpolant
+            key = data_key(X, y) if key is None else key
+            coef = solve_once(  # the minimum-norm interpolant
+                ("min_norm", key), lambda: _frozen(np.linalg.lstsq(X, y, rcond=None)[0])
+            )
             return coef, coef, None
         if reference == "min-norm":
             raise ValueError("reference='min-norm' is for the squared loss.")
@@ -34,8 +114,9 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
             # Theorem 1 (L2 SVM) holds for Linear and FullyConnected only; other models'
             # limits come from fastbias.references (pass reference=... explicitly).
             return None, None, None
+        key = data_key(X, y) if key is None else key
         try:
-            sol = max_margin(X, y)
+            sol = cached_max_margin(X, y, key)
         except NotSeparableError:
             if reference == "svm":
                 raise
@@ -48,8 +129,17 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
     if isinstance(reference, MaxMarginSolution):
         w_tilde = None
         if step_rule == "fixed" and isinstance(mdl, Linear) and w0 is not None:
+            solution = reference
+            w0 = np.asarray(w0, dtype=np.float64)
+
+            def compute():
+                return _frozen(np.asarray(solution.w_tilde(lr, w0)))
+
             try:
-                w_tilde = reference.w_tilde(lr, w0)
+                if key is not None and reference is _CACHE.get(("max_margin", "l2", key)):
+                    w_tilde = solve_once(("w_tilde", key, float(lr), data_key(w0)), compute)
+                else:
+                    w_tilde = compute()
             except ValueError:
                 w_tilde = None  # Theorem 4 needs the support vectors to span the data
         return reference.coef, reference, w_tilde
@@ -59,12 +149,16 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression):
     return vec, vec, None
 
 
-def l1_reference(X, y):
-    """The L1 max-margin solution, or None (with a warning) when X, y are not separable."""
-    from ..references import max_margin
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)
+    a.setflags(write=False)
+    return a
 
+
+def l1_reference(X, y, key=None):
+    """The L1 max-margin solution, or None (with a warning) when X, y are not separable."""
     try:
-        return max_margin(X, y, norm="l1")
+        return cached_max_margin(X, y, key, norm="l1")
     except NotSeparableError:
         warn_user(
             "X, y are not linearly separable, so there is no max-margin reference; "
@@ -73,15 +167,14 @@ def l1_reference(X, y):
         return None
 
 
-def flow_reference(reference, mdl, X, y, theta0, regression, loss):
+def flow_reference(reference, mdl, X, y, theta0, regression, loss, key=None):
     """:func:`resolve_reference` for gradient flow (``eta = 1`` in Theorem 4's ``w_tilde``);
     raises NotSeparableError for a margin loss on non-separable data, where the flow comes to
     rest at a finite point and ``log t`` cannot advance."""
-    from ..references import max_margin
-
+    key = data_key(X, y) if key is None else key
     if not regression:
         try:
-            sol = max_margin(X, y)
+            sol = cached_max_margin(X, y, key)
         except NotSeparableError as exc:
             raise NotSeparableError(
                 f"gradient flow with the {loss} loss needs linearly separable data: otherwise "
@@ -94,4 +187,4 @@ def flow_reference(reference, mdl, X, y, theta0, regression, loss):
         ):
             reference = sol
     w0 = theta0 if isinstance(mdl, Linear) else None
-    return resolve_reference(reference, mdl, X, y, 1.0, w0, "fixed", regression)
+    return resolve_reference(reference, mdl, X, y, 1.0, w0, "fixed", regression, key)

@@ -17,6 +17,7 @@ and it is what a checkpoint stores next to the kernel state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -264,7 +265,20 @@ def _exp(x: float) -> float:
         return float(np.exp(x))
 
 
-def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -> float:
+def log_sigma(Z: np.ndarray, key: bytes | None = None) -> float:
+    """``log sigma_max(Z)`` at any scale of ``Z`` (``_validation.log_sigma_max``), computed once
+    per data set (``key``: the digest of the data ``Z`` comes from; ``sigma_max(y x) =
+    sigma_max(x)`` for labels +-1)."""
+    if key is None:
+        return log_sigma_max(Z)
+    from .reference import solve_once
+
+    return solve_once(("log_sigma_max", key), lambda: log_sigma_max(Z))
+
+
+def default_lr(
+    Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp", *, key: bytes | None = None
+) -> float:
     """A step size below ``2/beta`` at the starting point ``w0`` of the linear model.
 
     The logistic loss is ``sigma_max(Z)**2 / 4``-smooth everywhere: ``1/sigma_max**2``. The
@@ -272,19 +286,24 @@ def default_lr(Z: np.ndarray, w0: np.ndarray | None = None, loss: str = "exp") -
     ``w0`` the step ``exp(min(min_n m_n, 0)) / sigma_max**2`` is safe (``1/sigma_max**2`` at 0).
     The squared loss is ``sigma_max**2``-smooth: ``1/sigma_max**2``.
     """
-    log_lr = -2.0 * log_sigma_max(Z)
+    log_lr = -2.0 * log_sigma(Z, key)
     if w0 is not None and loss in ("exp", "exponential"):
         log_lr += min(float(np.min(Z @ w0)), 0.0)
     return representable_lr(log_lr, "1/sigma_max(X)**2")
 
 
 def _deep_default_lr(
-    Z: np.ndarray, theta0: np.ndarray, margins0: np.ndarray, depth: int, lossname: str
+    Z: np.ndarray,
+    theta0: np.ndarray,
+    margins0: np.ndarray,
+    depth: int,
+    lossname: str,
+    key: bytes | None = None,
 ) -> float:
     """A heuristic safe step for a depth-L model: the linear one (with the exp loss's
     ``exp(-min margin)`` factor at the initial margins) divided by the size of the other
     layers' product (the Hessian of ``f`` scales like ``||theta||^(2(L-1))``)."""
-    log_lr = -2.0 * log_sigma_max(Z) - np.log(depth)
+    log_lr = -2.0 * log_sigma(Z, key) - np.log(depth)
     if lossname in ("exp", "exponential"):
         log_lr += min(float(np.min(margins0)), 0.0)
     theta_norm = float(vector_norm(theta0))
@@ -295,9 +314,9 @@ def _deep_default_lr(
 
 def _schedule(record: Any, steps: int) -> np.ndarray:
     """The recording steps: ``record`` per decade (log-spaced, plus ``steps``) or the given
-    steps plus ``steps``."""
+    steps plus ``steps`` (read-only)."""
     if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
-        return checkpoint_steps(steps, int(record))
+        return _log_schedule(int(steps), int(record))
     sched = np.unique(np.asarray(record, dtype=np.int64).ravel())
     if sched.size == 0 or sched[0] < 1 or sched[-1] > steps:
         raise ValueError(
@@ -305,6 +324,11 @@ def _schedule(record: Any, steps: int) -> np.ndarray:
             f"[{sched.min() if sched.size else '-'}, {sched.max() if sched.size else '-'}]."
         )
     return np.unique(np.concatenate([sched, [steps]])).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=128)
+def _log_schedule(steps: int, per_decade: int) -> np.ndarray:
+    return _frozen(checkpoint_steps(steps, per_decade))
 
 
 def _time_grid(
@@ -446,11 +470,14 @@ def build_spec(
             )
     linear_predictor = getattr(mdl, "linear_predictor", True)
     Z = X if regression else X * y[:, None]
+    from .reference import data_key
+
+    key = data_key(X, y)  # what the exact solutions (reference, sigma_max) are cached by
 
     if flow:
         return _flow_spec(
             X, y, mdl, loss, theta0, opts, log_t_end, t_given, record, reference, init_scale,
-            seed, linear_predictor, Z,
+            seed, linear_predictor, Z, key,
         )  # fmt: skip
 
     # ---- step size
@@ -461,9 +488,9 @@ def build_spec(
     margins0 = outputs0 - y if regression else y * outputs0
     try:
         if isinstance(mdl, Linear):
-            safe_lr = default_lr(Z, theta0, loss)
+            safe_lr = default_lr(Z, theta0, loss, key=key)
         else:
-            safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss)
+            safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss, key)
     except ScaleOutOfRangeError:
         if lr is None:
             raise
@@ -490,7 +517,7 @@ def build_spec(
 
     if optimizer == "coordinate" and isinstance(reference, str) and reference == "auto":
         # greedy coordinate descent goes to the L1 max margin (Soudry Section 4.2)
-        reference = l1_reference(X, y) if not regression else None
+        reference = l1_reference(X, y, key) if not regression else None
     ref_vec, ref_obj, w_tilde = resolve_reference(
         reference,
         mdl,
@@ -500,6 +527,7 @@ def build_spec(
         theta0 if isinstance(mdl, Linear) and optimizer == "gd" else None,
         step_rule,
         regression,
+        key,
     )
 
     # ---- divergence test
@@ -616,7 +644,7 @@ def _flow_options(options: dict[str, Any] | None) -> dict[str, Any]:
 
 def _flow_spec(
     X, y, mdl, loss, theta0, opts, log_t_end, t_given, record, reference, init_scale, seed,
-    linear_predictor, Z,
+    linear_predictor, Z, key,
 ) -> RunSpec:  # fmt: skip
     from ..models.registry import gradient_data
 
@@ -630,7 +658,9 @@ def _flow_spec(
     else:
         from .reference import flow_reference
 
-        ref_vec, ref_obj, w_tilde = flow_reference(reference, mdl, X, y, theta0, regression, loss)
+        ref_vec, ref_obj, w_tilde = flow_reference(
+            reference, mdl, X, y, theta0, regression, loss, key
+        )
     log_times, times = _time_grid(record, log_t_end, t_given)
     _, _, lshift = flow_scaling(X, mdl.depth)
     rec_s = np.logaddexp(0.0, log_times + lshift)  # s = log(1 + t') (flow_scaling)
@@ -690,8 +720,10 @@ def _multiclass_spec(X, labels, steps, lr, W0, step_rule, record) -> RunSpec:
             raise ValueError(f"W0 must have shape (d, K) = ({d}, {K}); got {W.shape}.")
         if not np.all(np.isfinite(W)):
             raise ValueError("W0 contains NaN or inf.")
+    from .reference import data_key
+
     try:  # 1 / sigma_max(X)**2 in log domain: a clear error when it does not fit in float64
-        safe_lr = representable_lr(-2.0 * log_sigma_max(X), "1/sigma_max(X)**2")
+        safe_lr = representable_lr(-2.0 * log_sigma(X, data_key(X)), "1/sigma_max(X)**2")
     except ScaleOutOfRangeError:
         if lr is None:
             raise

@@ -1,0 +1,110 @@
+"""The RunSpec pipeline (issue 14): build_spec -> plan -> execute, and the spec as a value."""
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+from conftest import random_separable
+
+import fastbias as fb
+from fastbias.models import Diagonal, FullyConnected, LowRank, Network
+from fastbias.optim import RunSpec, build_spec, execute, plan
+from fastbias.optim.planner import TABLE, kernel_table
+
+pytestmark = pytest.mark.filterwarnings("ignore:the initialization does not satisfy")
+
+
+def test_a_spec_is_frozen_and_owns_its_arrays():
+    X, y = random_separable(20, 4, seed=0)
+    X_before = X.copy()
+    spec = build_spec(X, y, steps=100)
+    assert isinstance(spec, RunSpec) and fb.RunSpec is RunSpec
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.lr = 1.0
+    for name in ("X", "y", "theta0", "schedule"):
+        arr = getattr(spec, name)
+        assert not arr.flags.writeable
+        assert not np.shares_memory(arr, X)
+    X[0, 0] = 99.0  # the caller's array is theirs: the spec does not change with it
+    np.testing.assert_array_equal(spec.X, X_before)
+    assert X.flags.writeable
+
+
+def test_pickled_specs_run_bit_for_bit_like_train():
+    """What a Dask worker does: unpickle a spec and execute it."""
+    X, y = random_separable(30, 5, seed=1)
+    for kw in (
+        dict(steps=500),
+        dict(model=Diagonal(2), steps=500, lr=0.01, precision="compensated"),
+        dict(model=LowRank(2, (5, 1)), steps=300, lr=0.01, optimizer="momentum"),
+    ):
+        spec = build_spec(X, y, **kw)
+        blob = pickle.dumps(spec)
+        # cheap: the data plus a few vectors (and the reference's copy of the data)
+        assert len(blob) < 3 * (X.nbytes + y.nbytes) + 20_000
+        remote = execute(pickle.loads(blob))
+        local = fb.train(X, y, **kw)
+        np.testing.assert_array_equal(remote.coef, local.coef)
+        np.testing.assert_array_equal(remote.history.iterates, local.history.iterates)
+        assert remote.settings == local.settings
+
+
+@pytest.mark.parametrize(
+    "build, kernel",
+    [
+        (lambda X, y: build_spec(X, y), "model"),
+        (lambda X, y: build_spec(X, y, model=Diagonal(2), precision="extended"), "model"),
+        (lambda X, y: build_spec(X, y, model=Network.fully_connected(5, [3])), "network"),
+        (lambda X, y: build_spec(X, y, optimizer="adam"), "optimizer"),
+        (lambda X, y: build_spec(X, y, step_rule="loss-scaled-backtracking"), "backtracking"),
+        (lambda X, y: build_spec(X, y, optimizer="flow", t_max=10.0), "flow"),
+        (
+            lambda X, y: build_spec(X, (y > 0) + np.arange(len(y)) % 2, loss="cross-entropy"),
+            "multiclass",
+        ),
+    ],  # fmt: skip
+)
+def test_the_kernel_table_routes_each_kind_of_run(build, kernel):
+    X, y = random_separable(12, 5, seed=2)
+    p = plan(build(X, y))
+    assert p.kernel == kernel and TABLE[p.row][-1] == kernel
+    assert kernel in kernel_table()
+
+
+def test_continued_keeps_the_recorded_steps():
+    X, y = random_separable(10, 3, seed=3)
+    spec = build_spec(X, y, steps=100, record=[5, 50])
+    more = spec.continued(done=100, more=100)  # the end of the first leg stays recorded
+    assert more.steps == 200 and more.settings["steps"] == 200
+    np.testing.assert_array_equal(more.schedule, [5, 50, 100, 200])
+    early = spec.continued(done=60, more=140)  # (a run stopped at 60 recorded 5 and 50)
+    np.testing.assert_array_equal(early.schedule, [5, 50, 200])
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        spec.continued(done=60, more=0)
+
+
+def test_build_spec_is_where_the_errors_come_from():
+    X, y = random_separable(10, 3, seed=4)
+    with pytest.raises(ValueError, match="Unknown loss 'hinge'"):
+        build_spec(X, y, loss="hinge")
+    with pytest.raises(ValueError, match="precision='extended' is available for Linear"):
+        build_spec(X, y, model=Network.fully_connected(3, [2]), precision="extended")
+    with pytest.raises(ValueError, match="does not compose with optimizer='adam'"):
+        build_spec(X, y, optimizer="adam", step_rule="normalized")
+    with pytest.raises(ValueError, match="rtol must be in"):
+        build_spec(X, y, optimizer="flow", optimizer_options={"rtol": 1.0})
+    with pytest.raises(ValueError, match="gradient flow"):
+        fb.train(X, y, optimizer="flow")
+    with pytest.raises(ValueError, match="multi-class"):
+        fb.train(X, y, loss="cross-entropy")
+
+
+def test_the_reference_is_solved_once_per_data_set():
+    X, y = random_separable(25, 4, seed=5)
+    a = fb.train(X, y, steps=10, model=FullyConnected([3]), lr=1e-3)
+    b = fb.train(X.copy(), y.copy(), steps=10)  # equal content, other arrays: same solution
+    assert a.reference is b.reference
+    assert not a.reference.coef.flags.writeable  # shared by runs: read-only
+    c = fb.train(X + 1e-3, y, steps=10)  # other data: solved anew
+    assert c.reference is not a.reference
