@@ -12,12 +12,21 @@ and the output is ``f(x) = h_{L-1} . w_L`` (eq. 3), with ``w_l in R^{k_l}`` (``k
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ._base import ConvergenceCondition, Model, Runner, kernel_data, layer_offsets, unscale
 from ._layouts import convolutional_layout, extended_tensor_runner
+
+
+@functools.lru_cache(maxsize=64)
+def _shifts(k: int, d: int) -> np.ndarray:
+    """``idx[p, i] = (i - p) mod d`` for ``p < k``: ``v[idx[p]]`` equals ``np.roll(v, p)``."""
+    idx = (np.arange(d)[None, :] - np.arange(k)[:, None]) % d
+    idx.setflags(write=False)
+    return idx
 
 
 def _is_int(v) -> bool:
@@ -116,12 +125,13 @@ class Convolutional(Model):
         ``A_l^T v = sum_p w_l[p] roll(v, p)``, so ``f(x) = <A_{L-1} .. A_1 x, w_L>`` gives
         ``beta = A_1^T .. A_{L-1}^T w_L``.
         """
-        layers, _ = self._layers(params)
+        layers, d = self._layers(params)
         v = layers[-1].copy()
         for w in reversed(layers[:-1]):
+            shifts = _shifts(w.shape[0], d)  # v[shifts[p]] is np.roll(v, p)
             out = np.zeros_like(v)
             for p in range(w.shape[0]):
-                out += w[p] * np.roll(v, p)
+                out += w[p] * v[shifts[p]]
             v = out
         return v
 
@@ -133,9 +143,10 @@ class Convolutional(Model):
         v = thetas[:, offsets[-2] : offsets[-1]].copy()
         for layer in range(self.depth - 2, -1, -1):
             w = thetas[:, offsets[layer] : offsets[layer + 1]]
+            shifts = _shifts(widths[layer], d)
             out = np.zeros_like(v)
             for p in range(widths[layer]):
-                out += w[:, p, None] * np.roll(v, p, axis=1)
+                out += w[:, p, None] * v[:, shifts[p]]
             v = out
         return v
 
