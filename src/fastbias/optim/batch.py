@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from .._validation import check_positive_int
 from ..exceptions import NotSeparableError
 from ..kernels import C_THREADS
@@ -91,6 +93,7 @@ def train_batch(
     else:
         workers = check_positive_int(n_workers, "n_workers")
     execution = {k: common.pop(k) for k in _EXECUTION if k in common}
+    X = _shared(X)  # one read-only copy of the data for every spec (not one per run)
     specs = [train_spec(X, y, **{**common, **cfg}) for cfg in runs]
     if lockstep_eligible(runs, {**common, **execution}):  # one kernel, SIMD lanes = runs
         done = train_lockstep(specs, workers)
@@ -100,6 +103,19 @@ def train_batch(
 
 
 _EXECUTION = ("progress", "chunk_seconds", "checkpoint", "checkpoint_every")
+
+
+def _shared(X: Any) -> Any:
+    """A frozen float64 copy of ``X`` that build_spec shares instead of copying (left as it is
+    when it is not a finite 2-D numeric array: build_spec then says what is wrong)."""
+    try:
+        A = np.array(X, dtype=np.float64, order="C")
+    except (TypeError, ValueError):
+        return X
+    if A.ndim != 2 or not np.all(np.isfinite(A)):
+        return X
+    A.setflags(write=False)
+    return A
 
 
 def execute_many(

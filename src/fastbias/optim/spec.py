@@ -56,7 +56,7 @@ FLOW_OPTIONS = {"rtol": 1e-8, "atol": 1e-12, "max_steps": 1_000_000}
 _RTOL_RANGE = (1e-13, 0.1)
 _DIVERGENCE_FACTOR = 23.0  # stop when the loss exceeds its start by e**23 (~1e10)
 _LN10 = math.log(10.0)
-_CACHED = ("Z", "targets")  # cached_property values, not part of the pickled state
+_CACHED = ("targets",)  # cached_property values, not part of the pickled state
 
 
 @dataclass(frozen=True, eq=False, repr=False, kw_only=True)
@@ -166,9 +166,11 @@ class RunSpec:
         """Whether the model is a linear predictor ``x -> x.beta`` (not a ReLU network)."""
         return bool(getattr(self.model, "linear_predictor", True))
 
-    @cached_property
+    @property
     def Z(self) -> np.ndarray:
-        """What the linear-predictor kernels see: ``y x`` rows (classification) or ``X``."""
+        """What the linear-predictor kernels see: ``y x`` rows (classification) or ``X``.
+
+        Computed on each access (not kept: many specs of a sweep share one ``X``)."""
         if self.task == "classification":
             return _frozen(self.X * self.y[:, None])
         return self.X
@@ -252,10 +254,14 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def _own(a: np.ndarray, given: Any) -> np.ndarray:
-    """``a`` as a read-only array that shares no memory with the caller's ``given``."""
-    if isinstance(given, np.ndarray) and np.may_share_memory(a, given):
+    """``a`` as a read-only array that no one can change: shared when it is read-only and owns
+    its memory (another spec's, or a frozen one the caller passes), else a frozen copy when
+    it may share memory with the caller's ``given`` or another array."""
+    if not a.flags.writeable and a.base is None and a.flags.owndata:
+        return a
+    if (isinstance(given, np.ndarray) and np.may_share_memory(a, given)) or a.base is not None:
         a = a.copy()
-    elif not a.flags.writeable or a.base is not None:
+    elif not a.flags.writeable:
         a = a.copy()
     return _frozen(a)
 
