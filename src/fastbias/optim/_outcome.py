@@ -88,12 +88,12 @@ def warn_if_not_separable(X: np.ndarray, y: np.ndarray, history, stacklevel: int
     import warnings
 
     from ..exceptions import NotSeparableError
-    from ..references import max_margin
+    from .reference import cached_max_margin
 
     if "min_margin" not in history or history["min_margin"][-1] > 0:
         return
     try:
-        max_margin(X, y)
+        cached_max_margin(X, y)  # (solved once per data set)
     except NotSeparableError as exc:
         warnings.warn(
             "the run ended with min margin <= 0 and X, y are not linearly separable, so no "

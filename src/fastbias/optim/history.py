@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics import angle_gap, direction_distance, fit_rates, margin_gap, norm
-from ..losses import get_loss, logsumexp
+from ..losses import get_loss
 
 __all__ = [
     "checkpoint_steps",
@@ -261,18 +261,28 @@ def _log_loss_rows(margins_s: np.ndarray, exps: np.ndarray, lossobj) -> np.ndarr
     ``log1p(e^-m) = e^-m`` to 1e-18 relative); otherwise the loss's own log value. ``-inf``
     only where ``m_min`` itself overflows float64 (then ``log L`` is not representable).
     """
-    K = len(margins_s)
+    s = np.asarray(margins_s, dtype=np.float64)
+    exps = np.asarray(exps, dtype=np.int64)
+    K = len(s)
     out = np.empty(K)
-    for k in range(K):
-        s = np.asarray(margins_s[k], dtype=np.float64)
-        s_min = float(s.min())
-        m_min = float(_ldexp64(s_min, exps[k]))
-        if lossobj.code == 0 or m_min > 40.0:
-            shifted = _ldexp64(s - s_min, exps[k])  # >= 0, inf where far above the minimum
-            with np.errstate(under="ignore"):
-                out[k] = -m_min + math.log(float(np.sum(np.exp(-shifted))))
-        else:  # logistic, margins moderate: every margin fits in float64 here
-            out[k] = logsumexp(lossobj.log_value(_ldexp64(s, exps[k])))
+    if K == 0:
+        return out
+    s_min = s.min(axis=1)
+    m_min = _ldexp64(s_min, exps)
+    shift = (m_min > 40.0) if lossobj.code != 0 else np.ones(K, dtype=bool)
+    if shift.any():  # all rows at once (the history of a short run is a few rows)
+        shifted = _ldexp64(s[shift] - s_min[shift, None], exps[shift, None])  # >= 0 or inf
+        with np.errstate(under="ignore", divide="ignore"):
+            out[shift] = -m_min[shift] + np.log(np.sum(np.exp(-shifted), axis=1))
+    if not shift.all():  # logistic, margins moderate: every margin fits in float64 here
+        rest = ~shift
+        a = lossobj.log_value(_ldexp64(s[rest], exps[rest, None]))
+        top = a.max(axis=1)
+        fine = np.isfinite(top)
+        lse = top.copy()
+        if fine.any():
+            lse[fine] = top[fine] + np.log(np.sum(np.exp(a[fine] - top[fine, None]), axis=1))
+        out[rest] = lse
     return out
 
 
