@@ -834,7 +834,7 @@ for name in ("conv", "conv:3", "diag", "diag:3", "fc:4"):
     )
 case(
     "issue15/fc4_ten_times_default_lr",
-    "from fastbias.optim.gd import _deep_default_lr\n"
+    "from fastbias.optim.spec import _deep_default_lr\n"
     "m = fb.models.get_model('fc:4')\n"
     "p0 = m.init_params(4, None, 1.0, 0)\n"
     "lr = 10 * _deep_default_lr(Xg * yg[:, None], m.flatten(p0), yg * (Xg @ m.predictor(p0)), 2, 'exp')\n"

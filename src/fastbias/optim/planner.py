@@ -130,6 +130,7 @@ class StepRunner:
         self.total = spec.steps
         self.status = "completed"
         self._scaled = bool(getattr(kernel, "scaled", False))
+        self._schedule = np.array(spec.schedule)  # writable: kernels are compiled for that
         self._rule = STEP_RULE_CODES[spec.step_rule]
 
     def restore(self, state: RunState) -> None:
@@ -162,9 +163,9 @@ class StepRunner:
         """Run up to ``budget`` steps; returns the number taken. Raises DivergenceError."""
         spec = self.spec
         n = min(budget, spec.steps - state.done)
-        hi = int(np.searchsorted(spec.schedule, state.done + n, side="right"))
+        hi = int(np.searchsorted(self._schedule, state.done + n, side="right"))
         lo = state.k_rec
-        args = (state.theta, spec.lr, self._rule, state.done, n, spec.schedule[lo:hi])
+        args = (state.theta, spec.lr, self._rule, state.done, n, self._schedule[lo:hi])
         if self._scaled:
             code, fail = self.kernel(
                 *args, state.rec[lo:hi], spec.floor, state.scale, state.rec_scale[lo:hi]
@@ -254,7 +255,7 @@ class FlowRunner:
         self.name = "flow"
         self.nf = nf
         self.data = data  # (kind, ZT, ints, offsets, pos, jidx, vals, net)
-        self.targets = spec.y if data[0] == nf.KIND_NETWORK else spec.targets
+        self.targets = spec.kernel_arrays()[1] if data[0] == nf.KIND_NETWORK else spec.targets
         # data far from unit scale: the same path on X / 2**k, theta' = 2**a theta, in time
         # t' = 2**(2a) t (spec.flow_scaling); s = log(1 + t')
         self.a_exp, self.lshift = a_exp, lshift
@@ -370,7 +371,7 @@ def _xy(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
     """What a kernel sees: ``(X, labels or targets)`` for a model that is not a linear
     predictor, ``(Z, targets)`` otherwise."""
     if not spec.linear_predictor:
-        return spec.X, spec.y
+        return spec.kernel_arrays()
     return spec.Z, spec.targets
 
 
@@ -380,7 +381,7 @@ def _model_kernel(spec: RunSpec) -> StepRunner:
 
 
 def _network_kernel(spec: RunSpec) -> StepRunner:
-    kernel = spec.model.runner_xy(spec.X, spec.y, spec.loss_code, spec.precision)
+    kernel = spec.model.runner_xy(*spec.kernel_arrays(), spec.loss_code, spec.precision)
     return StepRunner(spec, kernel, "network")
 
 
@@ -406,7 +407,7 @@ def _optimizer_kernel(spec: RunSpec) -> StepRunner:
 def _multiclass_kernel(spec: RunSpec) -> StepRunner:
     from ..kernels._numba_multiclass import gd_multiclass
 
-    X, codes = spec.X, spec.y
+    X, codes = spec.kernel_arrays()
     d, K = spec.d, spec.classes.size
 
     def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, ceiling):
@@ -423,7 +424,7 @@ def _flow_kernel(spec: RunSpec) -> FlowRunner:
     from ..models.registry import gradient_data
 
     network = isinstance(spec.model, Network)  # a linear network too: the kernel sees X, y
-    data = spec.X if network else spec.Z
+    data = spec.kernel_arrays()[0] if network else spec.Z
     k, a_exp, lshift = flow_scaling(spec.X, spec.model.depth)
     return FlowRunner(
         spec, gradient_data(spec.model, np.ldexp(data, -k) if k else data), a_exp, lshift

@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -56,7 +55,6 @@ FLOW_OPTIONS = {"rtol": 1e-8, "atol": 1e-12, "max_steps": 1_000_000}
 _RTOL_RANGE = (1e-13, 0.1)
 _DIVERGENCE_FACTOR = 23.0  # stop when the loss exceeds its start by e**23 (~1e10)
 _LN10 = math.log(10.0)
-_CACHED = ("targets",)  # cached_property values, not part of the pickled state
 
 
 @dataclass(frozen=True, eq=False, repr=False, kw_only=True)
@@ -170,17 +168,24 @@ class RunSpec:
     def Z(self) -> np.ndarray:
         """What the linear-predictor kernels see: ``y x`` rows (classification) or ``X``.
 
-        Computed on each access (not kept: many specs of a sweep share one ``X``)."""
+        A new writable array on each access: not kept (many specs of a sweep share one
+        ``X``), and writable because compiled kernels are specialized (and cached) for
+        writable arrays."""
         if self.task == "classification":
-            return _frozen(self.X * self.y[:, None])
-        return self.X
+            return self.X * self.y[:, None]
+        return np.array(self.X)
 
-    @cached_property
+    @property
     def targets(self) -> np.ndarray:
-        """The kernels' targets: regression targets, zeros (classification), class codes."""
+        """The kernels' targets: regression targets, zeros (classification), class codes (a
+        new writable array on each access, as :attr:`Z`)."""
         if self.task == "classification":
-            return _frozen(np.zeros(self.N))
-        return self.y
+            return np.zeros(self.N)
+        return np.array(self.y)
+
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Writable copies of ``(X, y)`` for kernels that see the inputs and labels."""
+        return np.array(self.X), np.array(self.y)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -230,9 +235,6 @@ class RunSpec:
         return dataclasses.replace(
             self, steps=total, schedule=_frozen(np.concatenate([kept, ahead]).astype(np.int64))
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in _CACHED}
 
     def __repr__(self) -> str:
         horizon = (
