@@ -161,7 +161,7 @@ def _run_batch(
             path = Path(checkpoint_dir, f"run-{key}.ckpt") if checkpoint_dir else None
             if path is not None and path.exists():
                 try:
-                    at = int(load_checkpoint(path).done)
+                    at = int(load_checkpoint(path)[1].done)  # (spec, state)
                 except Exception:  # unreadable (damaged) checkpoint: run again from step 0
                     at = None
                 if at is not None:

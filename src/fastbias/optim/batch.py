@@ -92,14 +92,17 @@ def train_batch(
         workers = os.cpu_count() or 1
     else:
         workers = check_positive_int(n_workers, "n_workers")
-    execution = {k: common.pop(k) for k in _EXECUTION if k in common}
     X = _shared(X)  # one read-only copy of the data for every spec (not one per run)
-    specs = [train_spec(X, y, **{**common, **cfg}) for cfg in runs]
-    if lockstep_eligible(runs, {**common, **execution}):  # one kernel, SIMD lanes = runs
+    specs, executions = [], []
+    for cfg in runs:  # what describes the run, and how to execute it (per run: checkpoint)
+        merged = {**common, **cfg}
+        executions.append({k: merged.pop(k) for k in _EXECUTION if k in merged})
+        specs.append(train_spec(X, y, **merged))
+    if lockstep_eligible(runs, common):  # one kernel, SIMD lanes = runs
         done = train_lockstep(specs, workers)
         if done is not None:
             return done
-    return execute_many(specs, n_workers=workers, **execution)
+    return execute_many(specs, n_workers=workers, executions=executions)
 
 
 _EXECUTION = ("progress", "chunk_seconds", "checkpoint", "checkpoint_every")
@@ -119,29 +122,37 @@ def _shared(X: Any) -> Any:
 
 
 def execute_many(
-    specs: Sequence[RunSpec], *, n_workers: int | None = None, **execution: Any
+    specs: Sequence[RunSpec],
+    *,
+    n_workers: int | None = None,
+    executions: Sequence[dict[str, Any]] | None = None,
+    **execution: Any,
 ) -> list[Run]:
     """:func:`fastbias.optim.execute` for every spec, on ``n_workers`` threads (the compiled
     kernels release the GIL); results in the order of ``specs``. ``execution`` holds the
-    arguments of ``execute`` (``progress``, ``chunk_seconds``)."""
+    arguments of ``execute`` shared by all runs (``progress``, ``chunk_seconds``),
+    ``executions`` per-run ones (``checkpoint``)."""
     workers = n_workers or os.cpu_count() or 1
+    per_run = list(executions) if executions is not None else [{} for _ in specs]
+    jobs = list(zip(specs, per_run, strict=True))
 
-    def one(spec: RunSpec) -> Run:
-        return execute(spec, **execution)
+    def one(job: tuple[RunSpec, dict[str, Any]]) -> Run:
+        spec, own = job
+        return execute(spec, **{**execution, **own})
 
-    def one_serial_kernel(spec: RunSpec) -> Run:
+    def one_serial_kernel(job: tuple[RunSpec, dict[str, Any]]) -> Run:
         token = C_THREADS.set(1)  # the workers are the parallelism: no nested OpenMP teams
         try:
-            return one(spec)
+            return one(job)
         finally:
             C_THREADS.reset(token)
 
-    if workers == 1 or len(specs) == 1:
-        return [one(spec) for spec in specs]
+    if workers == 1 or len(jobs) == 1:
+        return [one(job) for job in jobs]
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread while the workers run: an idle OpenBLAS pool spins after every small
     # product in the history code and takes the other core from the kernels (1.2x -> 1.9x).
     with threadpool_limits(limits=1, user_api="blas"):
-        with ThreadPoolExecutor(max_workers=min(workers, len(specs))) as pool:
-            return list(pool.map(one_serial_kernel, specs))
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            return list(pool.map(one_serial_kernel, jobs))
