@@ -41,3 +41,33 @@ def test_batch_configs_and_errors():
         fb.train_batch(X, y, seeds=[])
     with pytest.raises(ValueError, match="lr must be > 0"):
         fb.train_batch(X, y, lrs=[0.1, -1.0], steps=10)
+
+
+def _same_run(a, b):
+    assert a.status == b.status and a.settings == b.settings
+    assert list(a.history.columns) == list(b.history.columns)
+    for name in a.history.columns:
+        np.testing.assert_array_equal(a.history[name], b.history[name], err_msg=name)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    assert (a.reference is None) == (b.reference is None)
+
+
+@pytest.mark.filterwarnings("ignore:the initialization does not satisfy")
+def test_batch_configs_resolve_their_own_reference():
+    """Each config's reference is resolved from its own model and loss, as train resolves it:
+    a Diagonal run beside a linear one has no L2 max-margin gaps (Theorem 1 is for linear and
+    fully connected models), a squared-loss run has the minimum-norm interpolant."""
+    X, y = random_separable(20, 4, seed=5)
+    configs = [
+        {"model": "diag:2", "lr": 0.01},
+        {"model": "linear"},
+        {"model": "linear", "loss": "squared", "lr": 0.01},
+        {"model": "diag:2", "lr": 0.01, "reference": "svm"},
+    ]
+    for common in ({}, {"model": "linear"}, {"model": "diag:2"}):
+        runs = fb.train_batch(X, y, configs=configs, steps=100, **common)
+        for cfg, run in zip(configs, runs, strict=True):
+            _same_run(run, fb.train(X, y, steps=100, **{**common, **cfg}))
+        assert "angle_gap" not in runs[0].history and runs[0].reference is None
+        assert "angle_gap" in runs[1].history and "angle_gap" in runs[3].history
+        assert "distance_to_reference" in runs[2].history

@@ -92,6 +92,18 @@ def test_bad_steps_argument(capsys):
     assert "steps must be a whole number" in capsys.readouterr().err
 
 
+def test_model_help_lists_every_registered_name(capsys):
+    from fastbias.models.registry import MODELS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    for entry in MODELS:
+        if entry.syntax:
+            assert entry.syntax in text
+    assert "lowrank" in text
+
+
 def test_run_checkpoint_and_resume(tmp_path, capsys):
     X, y = fb.datasets.separable_gaussian(20, 4, margin=0.2, seed=2)
     np.savez(tmp_path / "data.npz", X=X, y=y)

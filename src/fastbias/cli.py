@@ -21,6 +21,14 @@ def _steps(text: str) -> int:
     return int(value)
 
 
+def _model_help() -> str:
+    """The model names ``--model`` takes: every name syntax of the model registry."""
+    from .models.registry import MODELS
+
+    names = [e.syntax for e in MODELS if e.syntax]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def _final_report(run) -> str:
     h = run.history
     try:
@@ -252,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train on a data file (.npz with X, y or .csv, label last)")
     run.add_argument("data", nargs="?", help="data file (omit with --resume)")
-    run.add_argument("--model", default="linear", help="linear, fc:W1,W2,..., diag[:L] or conv[:L]")
+    run.add_argument("--model", default="linear", help=_model_help())
     run.add_argument("--loss", choices=["exp", "logistic", "squared"], default="exp")
     run.add_argument(
         "--steps", type=_steps, default=None, help="steps (default 1e5; with --resume: more steps)"

@@ -1,8 +1,11 @@
 """Many independent runs in one call, spread over the cores.
 
 The compiled kernels release the GIL, so runs on worker threads execute in parallel; what is
-shared (input validation, the max-margin reference) is computed once. Every run is exactly
-the run :func:`fastbias.train` would do with the same arguments.
+shared is computed once: one read-only copy of the data, and the exact solutions (max-margin
+reference, ``sigma_max``), which :mod:`fastbias.optim.reference` caches by the data's content.
+Every run is exactly the run :func:`fastbias.train` would do with the same arguments: each
+run's spec is built from its own merged arguments (model, loss, reference), as ``train``
+builds it.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_positive_int
-from ..exceptions import NotSeparableError
 from ..kernels import C_THREADS
-from ..models import FullyConnected, Linear, get_model
 from .driver import execute
 from .gd import train_spec
 from .history import Run
@@ -70,24 +71,6 @@ def train_batch(
     """
     runs = _grid(seeds, init_scales, lrs, configs)
     common.setdefault("progress", False)
-    loss = common.get("loss", "exp")
-    reference = common.get("reference", "auto")
-    model = get_model(common.get("model", "linear"))
-    if (
-        loss != "squared"
-        and isinstance(reference, str)
-        and reference in ("auto", "svm")
-        and isinstance(model, (Linear, FullyConnected))
-    ):
-        from .._validation import check_X_y
-        from .reference import cached_max_margin
-
-        try:  # solve the shared reference once, not once per run
-            Xc, yc = check_X_y(X, y)
-            common["reference"] = cached_max_margin(Xc, yc)
-        except NotSeparableError:
-            if reference == "svm":
-                raise
     if n_workers is None:
         workers = os.cpu_count() or 1
     else:
