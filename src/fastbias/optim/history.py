@@ -29,6 +29,7 @@ __all__ = [
     "History",
     "Run",
     "build_history",
+    "build_history_numpy",
     "build_network_history",
     "LOG_FLOOR",
 ]
@@ -383,6 +384,177 @@ def _iterate_note(cols: _Columns, values: np.ndarray, what: str, log_col: str) -
 
 
 def build_history(
+    steps: np.ndarray,
+    thetas: np.ndarray,
+    model,
+    d: int,
+    Z: np.ndarray,
+    targets: np.ndarray,
+    loss: str,
+    reference: np.ndarray | None,
+    w_tilde: np.ndarray | None,
+    meta: dict[str, Any],
+    theta_scale: np.ndarray | None = None,
+) -> History:
+    """Derive every column from the recorded parameters (rows ``theta(t)`` at ``steps``).
+
+    The columns and their meaning are those of :func:`build_history_numpy`, the NumPy
+    specification. Float64 rows are processed by one compiled call
+    (:mod:`fastbias.kernels._numba_history`; equal to the NumPy columns to round-off), which
+    keeps the fixed cost of a short run low; ``np.longdouble`` rows (extended precision) by
+    the NumPy code.
+    """
+    thetas = np.asarray(thetas)
+    if thetas.dtype != np.float64 or len(thetas) == 0:
+        return build_history_numpy(
+            steps, thetas, model, d, Z, targets, loss, reference, w_tilde, meta, theta_scale
+        )
+    return _build_history_compiled(
+        steps, thetas, model, d, Z, targets, loss, reference, w_tilde, meta, theta_scale
+    )
+
+
+_CLASSIFICATION_COLUMNS = None  # (name, row, overflow advice or None), built on first use
+
+
+def _column_layout():
+    from ..kernels import _numba_history as nh
+
+    log_loss_note = (
+        "log L = -exp(log_min_margin) + log(sum_n exp(-(m_n - m_min))) and the second "
+        "term is below log N, so log(-log L) = h['log_min_margin'] to float64 precision"
+    )
+    hint = "the iterates grow faster than log t here; read the gap columns"
+    classification = [
+        ("loss", nh.C_LOSS, "read log_loss"),
+        ("log_loss", nh.C_LOG_LOSS, log_loss_note),
+        ("norm", nh.C_NORM, "read log_norm"),
+        ("log_norm", nh.C_LOG_NORM, None),
+        ("min_margin", nh.C_MIN_MARGIN, "read log_min_margin"),
+        ("log_min_margin", nh.C_LOG_MIN_MARGIN, None),
+        ("normalized_margin", nh.C_NORMALIZED_MARGIN, None),
+    ]
+    gaps = [
+        ("angle_gap", nh.C_ANGLE_GAP, None),
+        ("direction_distance", nh.C_DIRECTION_DISTANCE, None),
+        ("margin_gap", nh.C_MARGIN_GAP, None),
+        ("residual_norm", nh.C_RESIDUAL_NORM, hint),
+    ]
+    theorem4 = [("theorem4_residual_norm", nh.C_THEOREM4_RESIDUAL_NORM, hint)]
+    regression = [
+        ("loss", nh.R_LOSS, "read log_loss"),
+        ("log_loss", nh.R_LOG_LOSS, None),
+        ("norm", nh.R_NORM, "read log_norm"),
+        ("log_norm", nh.R_LOG_NORM, None),
+        ("max_abs_residual", nh.R_MAX_ABS_RESIDUAL, "read log_loss"),
+    ]
+    distance = [("distance_to_reference", nh.R_DISTANCE, "the iterates overflow float64")]
+    theta = [
+        ("theta_norm", nh.D_THETA_NORM, "read log_theta_norm"),
+        ("log_theta_norm", nh.D_LOG_THETA_NORM, None),
+    ]
+    margin_theta = [("normalized_margin_theta", nh.D_NORMALIZED_MARGIN_THETA, None)]
+    return classification, gaps, theorem4, regression, distance, theta, margin_theta
+
+
+_EMPTY = np.zeros(0)
+_EMPTY_2D = np.zeros((0, 0))
+_NO_OFFSETS = np.zeros(1, dtype=np.int64)
+
+
+def _build_history_compiled(
+    steps, thetas, model, d, Z, targets, loss, reference, w_tilde, meta, theta_scale
+) -> History:
+    """:func:`build_history_numpy` for float64 rows, the per-row work in one compiled call."""
+    global _CLASSIFICATION_COLUMNS
+    from ..kernels._numba_history import history_rows
+    from ..models import Linear
+    from ..models._base import layer_offsets
+
+    if _CLASSIFICATION_COLUMNS is None:
+        _CLASSIFICATION_COLUMNS = _column_layout()
+    classification, gaps, theorem4, regression, distance, theta, margin_theta = (
+        _CLASSIFICATION_COLUMNS
+    )
+    K = len(thetas)
+    linear = isinstance(model, Linear)
+    steps = np.asarray(steps, dtype=np.int64)
+    e = (
+        np.zeros(K, dtype=np.int64)
+        if theta_scale is None
+        else np.asarray(theta_scale, dtype=np.int64)[:K]
+    )
+    if linear:
+        B = thetas.reshape(K, d)
+        th, offsets = _EMPTY_2D, _NO_OFFSETS
+    else:
+        thetas, e = _unit_rows_if_extreme(thetas, e)
+        B = np.asarray(model.predictors(thetas, d), dtype=np.float64).reshape(K, d)
+        th = np.ascontiguousarray(thetas)
+        offsets = np.append(layer_offsets(model.shapes(d)), th.shape[1]).astype(np.int64)
+    ex0 = e * model.depth
+    Bn, bexp = _normalize_rows(B, ex0)
+    Zd = np.asarray(Z, dtype=np.float64)
+    out_s = Bn @ Zd.T  # (K, N): margins (or predictions) / 2**bexp
+    regression_run = loss == "squared"
+    ref = _EMPTY if reference is None else np.asarray(reference, dtype=np.float64)
+    wt = _EMPTY if (w_tilde is None or regression_run) else np.asarray(w_tilde, dtype=np.float64)
+    code = 2 if regression_run else get_loss(loss).code
+    vals, U, layer_norms = history_rows(
+        np.ascontiguousarray(B), Bn, bexp, ex0, out_s, Zd, np.asarray(targets, np.float64),
+        regression_run, code, ref, wt, steps, th, e, offsets, model.depth,
+    )  # fmt: skip
+    finite = np.isfinite(vals).all(axis=1)
+    cols = _Columns(steps)
+    cols.cols["step"] = steps
+    layout = regression if regression_run else classification
+    if reference is not None:
+        layout = layout + (distance if regression_run else gaps)
+        if w_tilde is not None and not regression_run:
+            layout = layout + theorem4
+    if not linear:
+        layout = layout + theta
+    for name, row, note in layout:
+        _put(cols, name, vals[row], finite[row], note)
+    if not linear:
+        _layer_columns(cols, layer_norms, e)
+        if not regression_run:
+            for name, row, note in margin_theta:
+                _put(cols, name, vals[row], finite[row], note)
+    B_true = None
+    if not e.any():
+        if np.isfinite(B).all():
+            B_true = B
+    else:
+        with np.errstate(over="ignore"):
+            cand = np.ldexp(B, ex0[:, None])
+        if np.isfinite(cand).all():
+            B_true = cand
+    overflowed = cols.overflowed
+    if B_true is None:
+        overflowed["iterates"] = _iterate_note(
+            cols, _ldexp64(Bn, bexp[:, None]), "predictors", "log_norm"
+        )
+    return History(
+        cols.cols,
+        B_true,
+        meta,
+        overflowed=overflowed,
+        directions=U,
+        scaled_iterates=Bn,
+        iterate_scale=bexp,
+    )
+
+
+def _put(cols: _Columns, name: str, values: np.ndarray, finite: bool, note: str | None) -> None:
+    """A column (``note``: the overflow advice of a magnitude; None: always finite)."""
+    if note is None or finite:
+        cols.cols[name] = values
+    else:
+        cols.add(name, values, note)
+
+
+def build_history_numpy(
     steps: np.ndarray,
     thetas: np.ndarray,
     model,
