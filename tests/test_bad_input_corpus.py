@@ -1005,8 +1005,21 @@ def run_corpus(cases: list[Case], n_batches: int = 2, workers: int = 2) -> dict:
 CORPUS = [c for c in CASES if not c.id.startswith("harness/")]
 
 
+def _compile_kernels() -> None:
+    """Compile (and cache on disk) the kernels whose first compilation is long: gradient flow
+    (~45 s on a fresh install) and the momentum / Adam kernel (~15 s). Done here, once, so that
+    the workers load them from numba's cache instead of compiling them inside a case's time
+    budget, both at once."""
+    import fastbias as fb
+
+    X, y = fb.datasets.soudry2018()
+    fb.flow(X, y, t_max=10.0)
+    fb.train(X, y, steps=2, optimizer="momentum")
+
+
 @pytest.fixture(scope="module")
 def corpus_results():
+    _compile_kernels()
     return run_corpus(CORPUS)
 
 
