@@ -720,6 +720,11 @@ case(
     "r = fb.flow(X, y); rep = r.rates()",
     check="assert 'norm' in rep.fits",
 )
+case(
+    "flow/records_too_many",  # 4e12 recorded points: was a MemoryError after a 31 TiB request
+    "fb.flow(X, y, log_t_max=1e12)",
+    raises="ValueError: record=10 points per decade .* recorded points",
+)
 case("flow/t_max_negative", "fb.flow(X, y, t_max=-1)", raises="ValueError: t_max")
 case("flow/t_max_inf", "fb.flow(X, y, t_max=float('inf'))", raises="ValueError: t_max")
 case("flow/rtol_zero", "fb.flow(X, y, rtol=0)", raises="ValueError: rtol")

@@ -339,6 +339,9 @@ def _log_schedule(steps: int, per_decade: int) -> np.ndarray:
     return _frozen(checkpoint_steps(steps, per_decade))
 
 
+_MAX_RECORDS = 10**7  # recorded points of one gradient-flow run (each holds the parameters)
+
+
 def _time_grid(
     record: Any, log_t_end: float, t_max_given: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -354,6 +357,13 @@ def _time_grid(
             raise ValueError(f"record must be >= 1 points per decade; got {per_decade}.")
         end10 = log_t_end / _LN10
         lo = min(0, int(np.floor(end10)) - 3)
+        n_points = (end10 - lo) * per_decade
+        if n_points > _MAX_RECORDS:
+            raise ValueError(
+                f"record={per_decade} points per decade up to log t = {log_t_end:.6g} is "
+                f"{n_points:.3g} recorded points (at most {_MAX_RECORDS:.0e}); pass a smaller "
+                "record or explicit record times."
+            )
         k = np.arange(lo * per_decade, int(np.floor(end10 * per_decade + 1e-9)) + 1)
         lt = k / per_decade * _LN10
         keep = lt < log_t_end - 1e-12 * max(1.0, abs(log_t_end))
