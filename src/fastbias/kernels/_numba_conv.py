@@ -40,7 +40,7 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import RESCALE_BITS, predictor_step_scaled, step_coefficient
+from ._numba_models import RESCALE_BITS, predictor_step_scaled, step_coefficient, weight_buffers
 
 
 @njit(nogil=True, cache=True)
@@ -299,27 +299,9 @@ def _two_sum_add(x, lo, i, delta):
 
 
 @njit(nogil=True, cache=True)
-def gd_convolutional(
-    Z,
-    targets,
-    theta,
-    lr,
-    loss,
-    rule,
-    step0,
-    n_steps,
-    rec_steps,
-    rec_theta,
-    floor,
-    scale,
-    rec_scale,
-    ZF,
-    ksizes,
-    spec,
-    use_spec,
-    lo_spec,
-    lo_theta,
-):
+def gd_convolutional(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta,
+                     floor, scale, rec_scale, ZF, ksizes, spec, use_spec, lo_spec,
+                     lo_theta):  # fmt: skip
     """GD on a linear circular convolutional network (Gunasekar eq. 3, Yun eq. 12).
 
     Same steps as ``_reference.gd_model`` with the time-domain predictor and VJP of
@@ -384,10 +366,7 @@ def gd_convolutional(
                     theta, offsets[layer], d, d, ctab, stab, spec[layer, 0], spec[layer, 1]
                 )
 
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
+    m, ubuf, ubits, a = weight_buffers(N)
     Gv = np.empty(d)
     b = np.empty(d)
     beta_re = np.empty(H)

@@ -1,19 +1,17 @@
 """numba GD kernel of the factorized (matrix sensing) model ``beta = vec(U V^T)``.
 
-The skeleton of :mod:`fastbias.kernels._numba_models` (predict, shared step, VJP, apply,
-record) with the model's predictor and vector-Jacobian product; ``theta = [U.ravel(),
+The loop of :mod:`fastbias.kernels._numba_models` (``gd_loop``: predict, shared step, VJP,
+apply, record) with the model's predictor and vector-Jacobian product; ``theta = [U.ravel(),
 V.ravel()]`` with ``U`` of shape ``(d1, r)`` and ``V`` of shape ``(d2, r)``, row-major, and
 ``x`` read as the ``(d1, d2)`` matrix ``x.reshape(d1, d2)``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
-from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import predictor_step_scaled, record_scaled, take_step
+from ._numba_models import gd_loop
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -46,50 +44,29 @@ def low_rank_vjp(theta, G, d1, d2, rank, g):
                 gV[b, k] += Gab * U[a, k]
 
 
+@njit(inline="always")
+def low_rank_beta(theta, model, beta):
+    """:func:`low_rank_predictor` for ``_numba_models.gd_loop``; ``model = (d1, d2, rank)``."""
+    d1, d2, rank = model
+    low_rank_predictor(theta, d1, d2, rank, beta)
+
+
+@njit(inline="always")
+def low_rank_grad(theta, model, G, g):
+    """:func:`low_rank_vjp` for ``_numba_models.gd_loop``."""
+    d1, d2, rank = model
+    low_rank_vjp(theta, G, d1, d2, rank, g)
+
+
 @njit(nogil=True, cache=True)
-def gd_low_rank(
-    Z,
-    targets,
-    theta,
-    lr,
-    loss,
-    rule,
-    step0,
-    n_steps,
-    rec_steps,
-    rec_theta,
-    floor,
-    scale,
-    rec_scale,
-    lo,
-    d1,
-    d2,
-    rank,
-):
+def gd_low_rank(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+                scale, rec_scale, lo, d1, d2, rank):  # fmt: skip
     """GD on ``f(x) = <mat(x), U V^T>`` with ``theta = 2**scale[0] * theta_s`` and, when ``lo``
     is not empty, compensated updates; arguments as ``_numba_models.gd_diagonal``.
 
     Trusts its inputs: Z (N, d1 d2) and theta ((d1 + d2) r,) C-contiguous float64.
     """
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
-    g = np.empty(theta.shape[0])
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        low_rank_predictor(theta, d1, d2, rank, beta)
-        ok, log_scale, lsum = predictor_step_scaled(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * 2
-        )
-        if not ok:
-            return STATUS_DIVERGED, t
-        low_rank_vjp(theta, G, d1, d2, rank, g)
-        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, 2):
-            return STATUS_DIVERGED, t
-        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
-    return STATUS_OK, step0 + n_steps
+    return gd_loop(
+        Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
+        rec_scale, lo, 2, low_rank_beta, low_rank_grad, (d1, d2, rank),
+    )  # fmt: skip

@@ -3,11 +3,14 @@
 Every kernel has the argument order of ``_reference.gd_model`` minus the two callables, plus
 model-specific trailing arguments, and runs ``n_steps`` steps in one nopython, nogil call:
 
-    kernel(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, ...)
+    kernel(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+           scale, rec_scale, lo, *extra)
 
-The shared part of a step (margins, log-domain weights, ``G = Z^T q``, the step-size rule) is
-in :func:`predictor_step` and :func:`apply_step`; a model supplies its predictor and the
-vector-Jacobian product ``J_P(theta)^T G``.
+The loop is :func:`gd_loop`, shared by the kernels of this module, ``_numba_tensor`` and
+``_numba_lowrank``: margins, log-domain weights and ``G = Z^T q`` (:func:`predictor_step_scaled`),
+the step-size rule and update (:func:`take_step`) and the records (:func:`record_scaled`). A
+model's kernel supplies its predictor, its vector-Jacobian product ``J_P(theta)^T G`` and their
+scratch arrays (``gd_diagonal``: :func:`diagonal_beta`, :func:`diagonal_grad`).
 """
 
 from __future__ import annotations
@@ -242,6 +245,52 @@ def record_scaled(theta, t, k, rec_steps, rec_theta, scale, rec_scale):
     return record(theta, t, k, rec_steps, rec_theta)
 
 
+@njit(nogil=True, cache=True)
+def weight_buffers(N):
+    """Scratch of :func:`predictor_step` for ``N`` margins: ``(m, ubuf, ubits, a)``, ``ubits``
+    being ``ubuf`` read as int64."""
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    return m, ubuf, ubuf.view(np.int64), np.empty(N)
+
+
+@njit(inline="always")
+def gd_loop(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+            scale, rec_scale, lo, depth, predictor, vjp, model):  # fmt: skip
+    """The GD loop of a kernel ``beta = P(theta)``: the kernel's arguments, then the model's
+    homogeneity degree ``depth``, its predictor ``predictor(theta, model, beta)`` (writes
+    ``beta``), its VJP ``vjp(theta, model, G, g)`` (writes ``g = J_P(theta)^T G``) and
+    ``model``, a tuple of its data and scratch arrays, passed to both.
+
+    Inlined into each kernel (numba ``inline="always"``), where ``predictor`` and ``vjp`` are
+    global njit functions: each kernel is compiled and cached as if the loop were written in
+    it (jitted functions passed as arguments to a compiled function would make it uncacheable).
+    The models' ``predictor`` and ``vjp`` (:func:`diagonal_beta`, ...) are inlined too, so a
+    kernel compiles to the loop written out by hand.
+    No fastmath here: the kernels compile this loop with their own flags (none), which the
+    compensated update needs; the model's functions keep theirs.
+    """
+    N, d = Z.shape
+    ZT = np.ascontiguousarray(Z.T)
+    m, ubuf, ubits, a = weight_buffers(N)
+    G = np.empty(d)
+    beta = np.empty(d)
+    g = np.empty(theta.shape[0])
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        predictor(theta, model, beta)
+        ok, log_scale, lsum = predictor_step_scaled(
+            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
+        )
+        if not ok:
+            return STATUS_DIVERGED, t
+        vjp(theta, model, G, g)
+        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
+            return STATUS_DIVERGED, t
+        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
+    return STATUS_OK, step0 + n_steps
+
+
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def diagonal_predictor(theta, depth, beta, prefix):
     """``beta = prod_l w_l``; ``prefix[l] = w_1 * .. * w_l`` rows (``(depth, d)`` scratch)."""
@@ -268,50 +317,31 @@ def diagonal_vjp(theta, G, depth, prefix, g):
             suffix *= theta[layer * d + j]
 
 
+@njit(inline="always")
+def diagonal_beta(theta, model, beta):
+    """:func:`diagonal_predictor` for :func:`gd_loop`; ``model = (depth, prefix)``."""
+    depth, prefix = model
+    diagonal_predictor(theta, depth, beta, prefix)
+
+
+@njit(inline="always")
+def diagonal_grad(theta, model, G, g):
+    """:func:`diagonal_vjp` for :func:`gd_loop`."""
+    depth, prefix = model
+    diagonal_vjp(theta, G, depth, prefix, g)
+
+
 @njit(nogil=True, cache=True)
-def gd_diagonal(
-    Z,
-    targets,
-    theta,
-    lr,
-    loss,
-    rule,
-    step0,
-    n_steps,
-    rec_steps,
-    rec_theta,
-    floor,
-    scale,
-    rec_scale,
-    lo,
-    depth,
-):
+def gd_diagonal(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+                scale, rec_scale, lo, depth):  # fmt: skip
     """GD on a depth-L diagonal network ``beta = w_1 * .. * w_L`` (Yun eq. 11), with
     ``theta = 2**scale[0] * theta_s`` (``rec_scale``: the exponents of the recorded rows) and,
     when ``lo`` is not empty, compensated updates (:func:`apply_step_compensated`)."""
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
-    prefix = np.empty((depth, d))
-    g = np.empty(theta.shape[0])
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        diagonal_predictor(theta, depth, beta, prefix)
-        ok, log_scale, lsum = predictor_step_scaled(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
-        )
-        if not ok:
-            return STATUS_DIVERGED, t
-        diagonal_vjp(theta, G, depth, prefix, g)
-        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
-            return STATUS_DIVERGED, t
-        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
-    return STATUS_OK, step0 + n_steps
+    model = (depth, np.empty((depth, Z.shape[1])))
+    return gd_loop(
+        Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
+        rec_scale, lo, depth, diagonal_beta, diagonal_grad, model,
+    )  # fmt: skip
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -378,51 +408,28 @@ def fc_vjp(theta, G, dims, offsets, right, a, b, g):
         g[last + i] = a[i]
 
 
+@njit(inline="always")
+def fc_beta(theta, model, beta):
+    """:func:`fc_predictor` for :func:`gd_loop`; ``model = (dims, offsets, right, va, vb)``."""
+    dims, offsets, right, _, _ = model
+    fc_predictor(theta, dims, offsets, right, beta)
+
+
+@njit(inline="always")
+def fc_grad(theta, model, G, g):
+    """:func:`fc_vjp` for :func:`gd_loop`."""
+    dims, offsets, right, va, vb = model
+    fc_vjp(theta, G, dims, offsets, right, va, vb, g)
+
+
 @njit(nogil=True, cache=True)
-def gd_fully_connected(
-    Z,
-    targets,
-    theta,
-    lr,
-    loss,
-    rule,
-    step0,
-    n_steps,
-    rec_steps,
-    rec_theta,
-    floor,
-    scale,
-    rec_scale,
-    lo,
-    dims,
-    offsets,
-):
+def gd_fully_connected(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta,
+                       floor, scale, rec_scale, lo, dims, offsets):  # fmt: skip
     """GD on a fully connected linear network ``beta = W_1 .. W_{L-1} w_L`` (Gunasekar eq. 1),
     with ``theta = 2**scale[0] * theta_s`` as in :func:`gd_diagonal`."""
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
     width = dims.max()
-    right = np.zeros((dims.shape[0], width))
-    va = np.zeros(width)
-    vb = np.zeros(width)
-    g = np.empty(theta.shape[0])
-    depth = dims.shape[0]
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        fc_predictor(theta, dims, offsets, right, beta)
-        ok, log_scale, lsum = predictor_step_scaled(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
-        )
-        if not ok:
-            return STATUS_DIVERGED, t
-        fc_vjp(theta, G, dims, offsets, right, va, vb, g)
-        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
-            return STATUS_DIVERGED, t
-        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
-    return STATUS_OK, step0 + n_steps
+    model = (dims, offsets, np.zeros((dims.shape[0], width)), np.zeros(width), np.zeros(width))
+    return gd_loop(
+        Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
+        rec_scale, lo, dims.shape[0], fc_beta, fc_grad, model,
+    )  # fmt: skip

@@ -15,8 +15,8 @@ the second being the gradient formula of Yun Section 3 (with ``u = -X^T r``), co
 L = 2). Cost: ``O(nnz * L)`` per step. :func:`gd_tensor` converts ``multi`` once per call into
 positions ``pos[n, l] = offsets[l] + i_l`` in ``theta``.
 
-:func:`gd_tensor` follows the structure of ``_numba_models.gd_diagonal`` and the specification
-``_reference.gd_model``.
+:func:`gd_tensor` runs the loop of ``_numba_models.gd_loop`` (the specification is
+``_reference.gd_model``) with :func:`tensor_beta` and :func:`tensor_grad`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import predictor_step_scaled, record_scaled, take_step
+from ._numba_models import gd_loop
 
 
 @njit(nogil=True, cache=True)
@@ -118,55 +117,32 @@ def contract(jidx, multi, vals, offsets, u, theta, skip, out):
         out[multi[n, skip]] += p
 
 
+@njit(inline="always")
+def tensor_beta(theta, model, beta):
+    """The predictor for ``_numba_models.gd_loop``; ``model = (jidx, pos, vals, pre)`` with
+    ``pos`` from :func:`global_positions` and ``pre`` scratch of length L."""
+    jidx, pos, vals, _ = model
+    _predictor_pos(jidx, pos, vals, theta, beta)
+
+
+@njit(inline="always")
+def tensor_grad(theta, model, G, g):
+    """The VJP for ``_numba_models.gd_loop``: ``g = d<G, beta>/dtheta``."""
+    jidx, pos, vals, pre = model
+    _vjp_pos(jidx, pos, vals, G, theta, g, pre)
+
+
 @njit(nogil=True, cache=True)
-def gd_tensor(
-    Z,
-    targets,
-    theta,
-    lr,
-    loss,
-    rule,
-    step0,
-    n_steps,
-    rec_steps,
-    rec_theta,
-    floor,
-    scale,
-    rec_scale,
-    lo,
-    jidx,
-    multi,
-    vals,
-    offsets,
-):
+def gd_tensor(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
+              scale, rec_scale, lo, jidx, multi, vals, offsets):  # fmt: skip
     """GD on a linear tensor network ``beta = M(.) o (v_1, ..., v_L)`` (Yun eq. 6).
 
     Same arguments and semantics as ``_reference.gd_model`` without the two callables, plus the
     COO data tensor ``(jidx, multi, vals)`` and the layer ``offsets`` into ``theta``;
     ``theta = 2**scale[0] * theta_s`` as in ``_numba_models.gd_diagonal``.
     """
-    N, d = Z.shape
-    ZT = np.ascontiguousarray(Z.T)
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    ubits = ubuf.view(np.int64)
-    a = np.empty(N)
-    G = np.empty(d)
-    beta = np.empty(d)
-    g = np.empty(theta.shape[0])
-    pos = global_positions(multi, offsets)
-    pre = np.empty(multi.shape[1])
-    depth = multi.shape[1]
-    k = 0
-    for t in range(step0, step0 + n_steps):
-        _predictor_pos(jidx, pos, vals, theta, beta)
-        ok, log_scale, lsum = predictor_step_scaled(
-            ZT, beta, targets, loss, rule, floor, m, ubuf, ubits, a, G, scale[0] * depth
-        )
-        if not ok:
-            return STATUS_DIVERGED, t
-        _vjp_pos(jidx, pos, vals, G, theta, g, pre)
-        if not take_step(theta, lo, g, lr, rule, log_scale, lsum, scale, depth):
-            return STATUS_DIVERGED, t
-        k = record_scaled(theta, t + 1, k, rec_steps, rec_theta, scale, rec_scale)
-    return STATUS_OK, step0 + n_steps
+    model = (jidx, global_positions(multi, offsets), vals, np.empty(multi.shape[1]))
+    return gd_loop(
+        Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, scale,
+        rec_scale, lo, multi.shape[1], tensor_beta, tensor_grad, model,
+    )  # fmt: skip
