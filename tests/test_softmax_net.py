@@ -3,6 +3,9 @@ finite differences, log-domain loss far past zero error, training, checkpoint/re
 errors."""
 
 import math
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -175,6 +178,38 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, beta):
     for col in ("train_log_loss", "val_error", "last_layer_norm"):
         assert np.array_equal(hw[col][iw], hr[col][ir])
     assert read_archive(path, "softmax-network")["done"] == 400  # (a safe checkpoint)
+
+
+def test_ctrl_c_stops_between_chunks_and_the_checkpoint_finishes_the_run(tmp_path):
+    """The shared driver loop (optim/driver.run_chunks): Ctrl-C keeps the finished steps and
+    writes the checkpoint, from which the run continues exactly."""
+    X, y = _blobs(8, 4, 3, seed=14, spread=1.0)
+    kw = dict(hidden=5, lr=0.1, record=3)
+    path = tmp_path / "long.ckpt"
+    total = 10**9
+    fb.train_softmax_network(X, y, steps=2, **kw)  # imports and compiles before the timer
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    run = fb.train_softmax_network(X, y, steps=total, chunk_seconds=0.02, checkpoint=path, **kw)
+    timer.cancel()
+    assert run.status == "interrupted" and 0 < run.steps_done < total
+    assert read_archive(path, "softmax-network")["done"] == run.steps_done
+    resumed = fb.resume_softmax_network(path, steps=300)
+    straight = fb.train_softmax_network(X, y, steps=run.steps_done + 300, **kw)
+    assert resumed.status == "completed" and resumed.steps_done == straight.steps_done
+    assert np.array_equal(resumed.W1, straight.W1) and np.array_equal(resumed.W2, straight.W2)
+
+
+def test_checkpoint_path_is_checked(tmp_path):
+    X, y = _blobs(4, 4, 3, seed=15)
+    with pytest.raises(ValueError, match="is a directory"):
+        fb.train_softmax_network(X, y, hidden=4, steps=5, checkpoint=tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fb.train_softmax_network(X, y, hidden=4, steps=5, checkpoint=tmp_path / "no" / "x.ckpt")
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        fb.train_softmax_network(
+            X, y, hidden=4, steps=5, checkpoint=tmp_path / "x.ckpt", checkpoint_every=0
+        )
 
 
 def test_resume_rejects_other_checkpoints(tmp_path):

@@ -4,7 +4,9 @@ A run of ``steps`` steps is executed by its kernel (:func:`fastbias.optim.planne
 few calls as possible: one call when the run is short, otherwise chunks of about
 ``chunk_seconds`` each, so that a progress bar can be updated, Ctrl-C can stop the run between
 chunks without losing finished work, and the run's state can be checkpointed. Python never
-runs once per step.
+runs once per step. The chunk loop, :func:`run_chunks`, also runs the compiled steps of
+``train_softmax_network`` (``optim/softmax_net.py``), whose runs are not described by a
+``RunSpec``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from .._progress import ProgressBar
 from .._validation import check_checkpoint_path, check_positive
@@ -20,7 +24,7 @@ from .planner import RunState, plan
 from .results import MulticlassRun, Run, finish
 from .spec import RunSpec
 
-__all__ = ["execute", "drive", "InterruptFlag"]
+__all__ = ["execute", "drive", "run_chunks", "checkpoint_target", "InterruptFlag"]
 
 
 class InterruptFlag:
@@ -102,14 +106,11 @@ def drive(
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
     runner = plan(spec).runner
     state = RunState.initial(spec) if state is None else state.resized(spec)
-    runner.restore(state)
+    save = None
     if checkpoint is not None:
         from .checkpoint import save_checkpoint
 
-        checkpoint = check_checkpoint_path(checkpoint, must_exist=False)
-        if not checkpoint.parent.is_dir():
-            raise FileNotFoundError(f"checkpoint folder {checkpoint.parent} does not exist")
-        checkpoint_every = check_positive(checkpoint_every, "checkpoint_every")
+        checkpoint, checkpoint_every = checkpoint_target(checkpoint, checkpoint_every)
 
         def save() -> None:
             kernel_state = runner.kernel_state()
@@ -117,6 +118,51 @@ def drive(
                 state.kernel_state = kernel_state
             save_checkpoint(checkpoint, spec, state)
 
+    status = run_chunks(
+        runner,
+        state,
+        progress=progress,
+        chunk_seconds=chunk_seconds,
+        save=save,
+        save_every=checkpoint_every,
+    )
+    return state, status
+
+
+def checkpoint_target(checkpoint: str | os.PathLike, checkpoint_every: float) -> tuple:
+    """The checked ``(path, seconds between saves)`` of a run's checkpoint: a file path (not a
+    folder) in an existing folder, and a positive number of seconds."""
+    path = check_checkpoint_path(checkpoint, must_exist=False)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {path.parent} does not exist")
+    return path, check_positive(checkpoint_every, "checkpoint_every")
+
+
+def run_chunks(
+    runner: Any,
+    state: Any,
+    *,
+    progress: bool = False,
+    chunk_seconds: float = 0.5,
+    save: Callable[[], None] | None = None,
+    save_every: float = 10.0,
+) -> str:
+    """Advance ``runner`` from ``state`` to its end in compiled chunks; returns the status.
+
+    The loop of every run: chunks of about ``chunk_seconds`` (the first sized by the runner's
+    cost model, the next ones from the measured speed), a progress bar updated per chunk,
+    Ctrl-C turned into a stop between chunks (status ``"interrupted"``, the finished steps
+    kept), ``save()`` every ``save_every`` seconds and once at the end. ``state`` is changed
+    in place; it has ``done`` and ``elapsed`` (seconds, added to here). ``runner`` (a
+    :class:`~fastbias.optim.planner.StepRunner`, or any object with the same methods) has
+    ``total`` (the units of progress), ``status`` (of a run that was not interrupted),
+    ``restore(state)``, ``progress(state)``, ``finished(state)``,
+    ``first_budget(chunk_seconds)``, ``next_budget(budget, did, seconds, chunk_seconds)``,
+    ``advance(state, budget)`` (runs one compiled call of up to ``budget`` steps and returns
+    the steps taken; raises on divergence), ``warn_if_long(state, did, seconds, first_done)``
+    and ``finalize(state)``.
+    """
+    runner.restore(state)
     budget = runner.first_budget(chunk_seconds)
     interrupted = False
     chunks, first_done = 0, state.done
@@ -142,7 +188,7 @@ def drive(
                 if interrupt.hit:
                     interrupted = True
                     break
-                if checkpoint is not None and now - last_save >= checkpoint_every:
+                if save is not None and now - last_save >= save_every:
                     state.elapsed += now - start
                     start = now
                     save()
@@ -151,6 +197,6 @@ def drive(
         bar.close()
     state.elapsed += time.perf_counter() - start
     runner.finalize(state)
-    if checkpoint is not None:
+    if save is not None:
         save()
-    return state, "interrupted" if interrupted else runner.status
+    return "interrupted" if interrupted else runner.status

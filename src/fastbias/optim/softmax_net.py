@@ -8,9 +8,10 @@ not. :func:`train_softmax_network` runs full-batch GD (heavy-ball momentum optio
     F(x) = W2 relu(W1 x),   L(W1, W2) = (1/N) sum_n log(1 + sum_{k != y_n} exp(F_k - F_{y_n}))
 
 (eq. C.1 averaged over the samples) in compiled chunks of whole steps
-(:mod:`fastbias.kernels._numba_softmax_net`, log-domain softmax), with progress, Ctrl-C and
-checkpoint/resume as :func:`fastbias.train` has them, and evaluates the training and validation
-loss and error at log-spaced steps.
+(:mod:`fastbias.kernels._numba_softmax_net`, log-domain softmax) on the chunk loop of
+:func:`fastbias.train` (:func:`fastbias.optim.driver.run_chunks`: progress, Ctrl-C,
+checkpoints; resume with :func:`resume_softmax_network`), and evaluates the training and
+validation loss and error at log-spaced steps.
 
 The network has no biases: each output ``F_k`` is a depth-2 network of the class N of Vardi
 et al. (2022, Section 2) (the ``C`` outputs share the hidden layer), positively homogeneous of
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import ProgressBar
 from .._validation import check_choice, check_positive, check_positive_int, check_X_y
 from ..exceptions import CheckpointError, DivergenceError
 from ..kernels import STATUS_DIVERGED
@@ -410,68 +409,90 @@ def _check_state(st: _State) -> None:
         raise ValueError("its step counters are inconsistent")
 
 
+class _SoftmaxRunner:
+    """The compiled softmax-network steps (``softmax_net_run``) as a runner of the shared chunk
+    loop :func:`fastbias.optim.driver.run_chunks` (progress, Ctrl-C, checkpoints)."""
+
+    status = "completed"
+
+    def __init__(self, state: _State):
+        self.total = state.steps
+        N, d = state.X.shape
+        H, C = state.W1.shape[0], state.W2.shape[0]
+        self._est_ns = 4.0 * N * H * (d + C) * 0.25 + 50.0 * N * C  # ~4 flops/ns through BLAS
+
+    def restore(self, state: _State) -> None:
+        pass  # the kernel keeps nothing between calls: the state holds it all
+
+    def progress(self, state: _State) -> int:
+        return state.done
+
+    def finished(self, state: _State) -> bool:
+        return state.done >= state.steps
+
+    def first_budget(self, chunk_seconds: float) -> int:
+        return max(1, int(chunk_seconds * 1e9 / self._est_ns))
+
+    def next_budget(self, budget: int, did: int, seconds: float, chunk_seconds: float) -> int:
+        return max(1, int(did * chunk_seconds / seconds)) if seconds > 0 else budget
+
+    def advance(self, state: _State, budget: int) -> int:
+        """One compiled call of up to ``budget`` steps; raises DivergenceError."""
+        from ..kernels._numba_softmax_net import softmax_net_run
+
+        n = min(budget, state.steps - state.done)
+        hi = int(np.searchsorted(state.sched, state.done + n, side="right"))
+        lo = state.k_rec
+        code, fail = softmax_net_run(
+            state.X, state.codes, state.W1, state.W2, state.V1, state.V2, state.lr,
+            state.momentum, state.done, n, state.sched[lo:hi], state.rec[lo:hi], state.ceiling,
+        )  # fmt: skip
+        if code == STATUS_DIVERGED:
+            raise DivergenceError(
+                f"the cross-entropy blew up at step {fail}: a sample's log-odds against "
+                f"its class passed {state.ceiling:.4g} nats; lr={state.lr:g} is too large. "
+                "Try a smaller lr (softmax_network_default_lr gives one stable at the "
+                "start).",
+                step=int(fail),
+                suggested_lr=state.lr / 4,
+            )
+        state.done += n
+        state.k_rec = hi
+        return n
+
+    def warn_if_long(self, state: _State, did: int, seconds: float, first_done: int) -> None:
+        pass
+
+    def finalize(self, state: _State) -> None:
+        pass  # a dead network is reported by _finish
+
+
 def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_every):
+    """Run ``state`` to its ``steps`` on the shared driver loop and build the result."""
     from threadpoolctl import threadpool_limits
 
-    from ..kernels._numba_softmax_net import softmax_net_run
-    from .driver import InterruptFlag
+    from .driver import checkpoint_target, run_chunks
 
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
+    save = None
     if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        if not checkpoint.parent.is_dir():
-            raise FileNotFoundError(f"checkpoint folder {checkpoint.parent} does not exist")
-        checkpoint_every = check_positive(checkpoint_every, "checkpoint_every")
-    N, d = state.X.shape
-    H, C = state.W1.shape[0], state.W2.shape[0]
-    est_ns = 4.0 * N * H * (d + C) * 0.25 + 50.0 * N * C  # ~4 flops/ns through BLAS
-    chunk = max(1, int(chunk_seconds * 1e9 / est_ns))
-    status = "completed"
-    bar = ProgressBar(state.steps, enabled=progress)
-    bar.update(state.done)
-    start = last_save = time.perf_counter()
+        checkpoint, checkpoint_every = checkpoint_target(checkpoint, checkpoint_every)
+
+        def save() -> None:
+            _save(checkpoint, state)
+
     # One BLAS thread: the products (N x d x H) are too small to gain from threads, and a
     # threaded BLAS collapses when other processes share the cores (measured 23 ms against
     # 1.5 ms for one 1198 x 64 x 100 product at load 9 on 2 cores).
-    with InterruptFlag() as interrupt, threadpool_limits(limits=1, user_api="blas"):
-        while state.done < state.steps:
-            n = min(chunk, state.steps - state.done)
-            hi = int(np.searchsorted(state.sched, state.done + n, side="right"))
-            lo = state.k_rec
-            t0 = time.perf_counter()
-            code, fail = softmax_net_run(
-                state.X, state.codes, state.W1, state.W2, state.V1, state.V2, state.lr,
-                state.momentum, state.done, n, state.sched[lo:hi], state.rec[lo:hi],
-                state.ceiling,
-            )  # fmt: skip
-            now = time.perf_counter()
-            if code == STATUS_DIVERGED:
-                bar.close()
-                raise DivergenceError(
-                    f"the cross-entropy blew up at step {fail}: a sample's log-odds against "
-                    f"its class passed {state.ceiling:.4g} nats; lr={state.lr:g} is too large. "
-                    "Try a smaller lr (softmax_network_default_lr gives one stable at the "
-                    "start).",
-                    step=int(fail),
-                    suggested_lr=state.lr / 4,
-                )
-            state.done += n
-            state.k_rec = hi
-            bar.update(state.done)
-            if now > t0:
-                chunk = max(1, int(n * chunk_seconds / (now - t0)))
-            if interrupt.hit:
-                status = "interrupted"
-                break
-            if checkpoint is not None and now - last_save >= checkpoint_every:
-                state.elapsed += now - start
-                start = now
-                _save(checkpoint, state)
-                last_save = time.perf_counter()
-    bar.close()
-    state.elapsed += time.perf_counter() - start
-    if checkpoint is not None:
-        _save(checkpoint, state)
+    with threadpool_limits(limits=1, user_api="blas"):
+        status = run_chunks(
+            _SoftmaxRunner(state),
+            state,
+            progress=progress,
+            chunk_seconds=chunk_seconds,
+            save=save,
+            save_every=checkpoint_every,
+        )
     return _finish(state, status)
 
 
