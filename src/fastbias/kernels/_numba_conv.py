@@ -40,7 +40,7 @@ from numba import njit
 
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
-from ._numba_models import RESCALE_BITS, predictor_step_scaled, step_coefficient, weight_buffers
+from ._numba_models import RESCALE_BITS, predictor_step_scaled, step_coefficient
 
 
 @njit(nogil=True, cache=True)
@@ -366,7 +366,10 @@ def gd_convolutional(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_step
                     theta, offsets[layer], d, d, ctab, stab, spec[layer, 0], spec[layer, 1]
                 )
 
-    m, ubuf, ubits, a = weight_buffers(N)
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(N)
     Gv = np.empty(d)
     b = np.empty(d)
     beta_re = np.empty(H)

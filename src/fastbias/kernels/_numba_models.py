@@ -245,15 +245,6 @@ def record_scaled(theta, t, k, rec_steps, rec_theta, scale, rec_scale):
     return record(theta, t, k, rec_steps, rec_theta)
 
 
-@njit(nogil=True, cache=True)
-def weight_buffers(N):
-    """Scratch of :func:`predictor_step` for ``N`` margins: ``(m, ubuf, ubits, a)``, ``ubits``
-    being ``ubuf`` read as int64."""
-    m = np.empty(N)
-    ubuf = np.empty(N)
-    return m, ubuf, ubuf.view(np.int64), np.empty(N)
-
-
 @njit(inline="always")
 def gd_loop(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor,
             scale, rec_scale, lo, depth, predictor, vjp, model):  # fmt: skip
@@ -272,7 +263,10 @@ def gd_loop(Z, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_th
     """
     N, d = Z.shape
     ZT = np.ascontiguousarray(Z.T)
-    m, ubuf, ubits, a = weight_buffers(N)
+    m = np.empty(N)
+    ubuf = np.empty(N)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(N)
     G = np.empty(d)
     beta = np.empty(d)
     g = np.empty(theta.shape[0])
