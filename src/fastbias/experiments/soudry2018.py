@@ -242,23 +242,23 @@ def figure31(ctx: Context) -> Outcome:
     )
 
 
-def plot_figure31(outcome: Outcome, out: Path) -> list[Path]:
-    """Figure 3.1's panels A-E from the outcome's tables (draws only)."""
-    t = outcome.tables
-    gd, mo, mo_sum = t["figure31_history"], t["figure31_gdmo_mean"], t["figure31_gdmo_sum"]
-    data, sep = t["figure31_data"], t["figure31_separators"]
-    fig, axes = figure(1, 5, width=21, height=4.3)
+def _figure31_panels(runs, data, sep, styles, xlabel: str, height: float):
+    """The five panels of Figures 3.1 and E.1: A the data and separators, B the normalized
+    norm, C the loss with its c/t guide (eq. 3.4), D and E the angle and margin gaps with their
+    c/log^2 t and c/log t guides (eqs. 3.2, 3.3), the guides fitted to the first run of
+    ``runs`` (``(history, label, color, linestyle)``). Returns ``(fig, T)``."""
+    fig, axes = figure(1, 5, width=21, height=height)
     ax = axes[0]
-    x0, x1, y = (np.asarray(data[k]) for k in ("x_0", "x_1", "y"))
+    x0, x1, y = (np.asarray(data[k], dtype=np.float64) for k in ("x_0", "x_1", "y"))
     pos = y > 0
     ax.scatter(x0[pos], x1[pos], marker="+", color="tab:red", s=60, label="y = +1")
     ax.scatter(x0[~pos], x1[~pos], marker="o", facecolors="none", color="tab:blue",
                label="y = -1")  # fmt: skip
     lim = 1.1 * max(np.abs(x0).max(), np.abs(x1).max())
     xs = np.linspace(-lim, lim, 2)
-    for (name, w0, w1), style in zip(zip(sep["name"], sep["w_0"], sep["w_1"], strict=True),
-                                     ("k-", "b--", "g:"), strict=True):  # fmt: skip
-        ax.plot(xs, -w0 / w1 * xs, style, label=name)
+    for name, w0, w1, (color, ls) in zip(sep["name"], sep["w_0"], sep["w_1"], styles,
+                                         strict=True):  # fmt: skip
+        ax.plot(xs, -w0 / w1 * xs, color=color, ls=ls, label=name)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
@@ -266,22 +266,19 @@ def plot_figure31(outcome: Outcome, out: Path) -> list[Path]:
     ax.set_ylabel("x_2")
     ax.set_title("A: data and separators")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-
-    runs = [(gd, "GD", "tab:blue", "-"), (mo, "GDMO (eta/N)", "tab:green", "--"),
-            (mo_sum, "GDMO (eta, summed loss)", "tab:gray", ":")]  # fmt: skip
-    T = float(np.asarray(gd["step"])[-1])
+    first = runs[0][0]
+    T = float(np.asarray(first["step"])[-1])
     ax = axes[1]
     for h, label, color, ls in runs:
-        norm = np.asarray(h["norm"])
+        norm = np.asarray(h["norm"], dtype=np.float64)
         ax.semilogx(h["step"], norm / norm[-1], color=color, ls=ls, label=label)
     ax.set_title("B: ||w(t)|| / ||w(T)||")
     ax.set_ylabel("normalized norm")
     ax = axes[2]
     for h, label, color, ls in runs:
         ax.loglog(h["step"], np.exp(np.asarray(h["log_loss"])), color=color, ls=ls, label=label)
-    loglog_guide(
-        ax, gd["step"], np.exp(np.asarray(gd["log_loss"])), lambda s: 1 / s, "c/t (eq. 3.4)"
-    )
+    loglog_guide(ax, first["step"], np.exp(np.asarray(first["log_loss"])), lambda s: 1 / s,
+                 "c/t (eq. 3.4)")  # fmt: skip
     ax.set_title("C: training loss")
     ax.set_ylabel("L(w(t))")
     for ax, col, title, power, eq in (
@@ -290,14 +287,27 @@ def plot_figure31(outcome: Outcome, out: Path) -> list[Path]:
     ):
         for h, label, color, ls in runs:
             ax.loglog(h["step"], h[col], color=color, ls=ls, label=label)
-        loglog_guide(ax, gd["step"], gd[col], lambda s, p=power: np.log(s) ** -p,
-                     f"c/log^{power} t (eq. {eq})", t_min=T ** 0.5)  # fmt: skip
+        loglog_guide(ax, first["step"], first[col], lambda s, p=power: np.log(s) ** -p,
+                     f"c/log^{power} t (eq. {eq})", t_min=T**0.5)  # fmt: skip
         ax.set_title(title)
         ax.set_ylabel(col.replace("_", " "))
     for ax in axes[1:]:
-        ax.set_xlabel("t (GD steps)")
+        ax.set_xlabel(xlabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+    return fig, T
+
+
+def plot_figure31(outcome: Outcome, out: Path) -> list[Path]:
+    """Figure 3.1's panels A-E from the outcome's tables (draws only)."""
+    t = outcome.tables
+    runs = [(t["figure31_history"], "GD", "tab:blue", "-"),
+            (t["figure31_gdmo_mean"], "GDMO (eta/N)", "tab:green", "--"),
+            (t["figure31_gdmo_sum"], "GDMO (eta, summed loss)", "tab:gray", ":")]  # fmt: skip
+    styles = (("k", "-"), ("b", "--"), ("g", ":"))
+    fig, T = _figure31_panels(
+        runs, t["figure31_data"], t["figure31_separators"], styles, "t (GD steps)", 4.3
+    )
     fig.suptitle(f"{PAPER}, Figure 3.1: exp loss, eta = 1/sigma_max(X), T = {T:.0e}")
     return [save(fig, out / "figure31.png")]
 
@@ -960,56 +970,11 @@ def plot_figureE1(outcome: Outcome, out: Path) -> list[Path]:
     runs = [(t["figureE1_sgd"], "SGD (B = 4)", "tab:blue", "-"),
             (t["figureE1_sgd_momentum"], "SGD + momentum (B = 4, eta/N)", "tab:green", "--"),
             (t["figureE1_gd"], "GD (Figure 3.1)", "tab:gray", ":")]  # fmt: skip
-    data, sep = t["figureE1_data"], t["figureE1_separators"]
-    fig, axes = figure(1, 5, width=21, height=4.5)
-    ax = axes[0]
-    x0, x1, y = (np.asarray(data[k], dtype=np.float64) for k in ("x_0", "x_1", "y"))
-    pos = y > 0
-    ax.scatter(x0[pos], x1[pos], marker="+", color="tab:red", s=60, label="y = +1")
-    ax.scatter(x0[~pos], x1[~pos], marker="o", facecolors="none", color="tab:blue",
-               label="y = -1")  # fmt: skip
-    lim = 1.1 * max(np.abs(x0).max(), np.abs(x1).max())
-    xs = np.linspace(-lim, lim, 2)
     styles = (("k", "-"), ("tab:blue", "--"), ("tab:green", "-."), ("tab:gray", ":"))
-    for name, w0, w1, (color, ls) in zip(sep["name"], sep["w_0"], sep["w_1"], styles,
-                                         strict=True):  # fmt: skip
-        ax.plot(xs, -w0 / w1 * xs, color=color, ls=ls, label=name)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x_1")
-    ax.set_ylabel("x_2")
-    ax.set_title("A: data and separators")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    sgd = runs[0][0]
-    T = float(np.asarray(sgd["step"])[-1])
-    ax = axes[1]
-    for h, label, color, ls in runs:
-        norm = np.asarray(h["norm"], dtype=np.float64)
-        ax.semilogx(h["step"], norm / norm[-1], color=color, ls=ls, label=label)
-    ax.set_title("B: ||w(t)|| / ||w(T)||")
-    ax.set_ylabel("normalized norm")
-    ax = axes[2]
-    for h, label, color, ls in runs:
-        ax.loglog(h["step"], np.exp(np.asarray(h["log_loss"])), color=color, ls=ls, label=label)
-    loglog_guide(ax, sgd["step"], np.exp(np.asarray(sgd["log_loss"])), lambda s: 1 / s,
-                 "c/t (eq. 3.4)")  # fmt: skip
-    ax.set_title("C: training loss")
-    ax.set_ylabel("L(w(t))")
-    for ax, col, title, power, eq in (
-        (axes[3], "angle_gap", "D: angle gap 1 - cos(w, w_hat)", 2, "3.2"),
-        (axes[4], "margin_gap", "E: margin gap", 1, "3.3"),
-    ):
-        for h, label, color, ls in runs:
-            ax.loglog(h["step"], h[col], color=color, ls=ls, label=label)
-        loglog_guide(ax, sgd["step"], sgd[col], lambda s, p=power: np.log(s) ** -p,
-                     f"c/log^{power} t (eq. {eq})", t_min=T**0.5)  # fmt: skip
-        ax.set_title(title)
-        ax.set_ylabel(col.replace("_", " "))
-    for ax in axes[1:]:
-        ax.set_xlabel("t (SGD steps; 4 per epoch)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+    fig, T = _figure31_panels(
+        runs, t["figureE1_data"], t["figureE1_separators"], styles,
+        "t (SGD steps; 4 per epoch)", 4.5,
+    )  # fmt: skip
     fig.suptitle(f"{PAPER}, Figure E.1: SGD with mini-batches of 4, exp loss, "
                  f"eta = 1/sigma_max(X), T = {T:.0e}")  # fmt: skip
     return [save(fig, out / "figureE1.png")]
