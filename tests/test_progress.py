@@ -78,3 +78,22 @@ def test_disabled_bar_writes_nothing():
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_the_bar_counts_steps_for_gd_and_log_time_for_gradient_flow(monkeypatch):
+    """Gradient flow's progress is the way travelled in s = log(1 + t), in thousandths, and
+    its bar says so (it said "steps")."""
+    from fastbias.optim import driver
+
+    opened = []
+    real = driver.ProgressBar
+
+    def spy(total, enabled=True, stream=None, unit="steps"):
+        opened.append((total, unit))
+        return real(total, enabled=enabled, stream=stream, unit=unit)
+
+    monkeypatch.setattr(driver, "ProgressBar", spy)
+    X, y = fb.datasets.soudry2018()
+    fb.flow(X, y, t_max=1e4, progress=True)
+    fb.train(X, y, steps=100, progress=True)
+    assert opened == [(1000, "thousandths of log(1+t)"), (100, "steps")]

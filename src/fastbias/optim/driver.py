@@ -155,7 +155,8 @@ def run_chunks(
     kept), ``save()`` every ``save_every`` seconds and once at the end. ``state`` is changed
     in place; it has ``done`` and ``elapsed`` (seconds, added to here). ``runner`` (a
     :class:`~fastbias.optim.planner.StepRunner`, or any object with the same methods) has
-    ``total`` (the units of progress), ``status`` (of a run that was not interrupted),
+    ``total`` (the units of progress; ``progress_unit`` names them, ``"steps"`` if absent),
+    ``status`` (of a run that was not interrupted),
     ``restore(state)``, ``progress(state)``, ``finished(state)``,
     ``first_budget(chunk_seconds)``, ``next_budget(budget, did, seconds, chunk_seconds)``,
     ``advance(state, budget)`` (runs one compiled call of up to ``budget`` steps and returns
@@ -166,7 +167,9 @@ def run_chunks(
     budget = runner.first_budget(chunk_seconds)
     interrupted = False
     chunks, first_done = 0, state.done
-    bar = ProgressBar(runner.total, enabled=progress)
+    bar = ProgressBar(
+        runner.total, enabled=progress, unit=getattr(runner, "progress_unit", "steps")
+    )
     try:
         bar.update(runner.progress(state))
         start = time.perf_counter()

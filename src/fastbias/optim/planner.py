@@ -247,6 +247,7 @@ class FlowRunner:
     """
 
     total = 1000  # progress in thousandths of the way in s
+    progress_unit = "thousandths of log(1+t)"
 
     def __init__(self, spec: RunSpec, data: tuple, a_exp: int, lshift: float):
         from ..kernels import _numba_flow as nf
