@@ -383,6 +383,36 @@ def _iterate_note(cols: _Columns, values: np.ndarray, what: str, log_col: str) -
     )
 
 
+def _true_predictors(B: np.ndarray, e: np.ndarray, ex: np.ndarray) -> np.ndarray | None:
+    """The recorded predictors at their true scale, ``B * 2**ex`` row by row (``B`` itself
+    when no parameters were rescaled, ``e == 0``), or None when an entry does not fit
+    float64."""
+    if not np.any(e):
+        return B if np.all(np.isfinite(np.asarray(B, dtype=np.float64))) else None
+    with np.errstate(over="ignore"):
+        cand = np.ldexp(B, ex[:, None])
+    return cand if np.all(np.isfinite(np.asarray(cand, dtype=np.float64))) else None
+
+
+def _predictor_history(cols: _Columns, B_true, Bn, bexp, U, meta) -> History:
+    """The History of a linear-predictor run: its columns, the predictors ``B_true`` (or a note
+    saying they overflow float64), directions ``U`` and scaled predictors ``Bn * 2**bexp``."""
+    overflowed = cols.overflowed
+    if B_true is None:
+        overflowed["iterates"] = _iterate_note(
+            cols, _ldexp64(Bn, bexp[:, None]), "predictors", "log_norm"
+        )
+    return History(
+        cols.cols,
+        B_true,
+        meta,
+        overflowed=overflowed,
+        directions=U,
+        scaled_iterates=Bn,
+        iterate_scale=bexp,
+    )
+
+
 def build_history(
     steps: np.ndarray,
     thetas: np.ndarray,
@@ -521,29 +551,7 @@ def _build_history_compiled(
         if not regression_run:
             for name, row, note in margin_theta:
                 _put(cols, name, vals[row], finite[row], note)
-    B_true = None
-    if not e.any():
-        if np.isfinite(B).all():
-            B_true = B
-    else:
-        with np.errstate(over="ignore"):
-            cand = np.ldexp(B, ex0[:, None])
-        if np.isfinite(cand).all():
-            B_true = cand
-    overflowed = cols.overflowed
-    if B_true is None:
-        overflowed["iterates"] = _iterate_note(
-            cols, _ldexp64(Bn, bexp[:, None]), "predictors", "log_norm"
-        )
-    return History(
-        cols.cols,
-        B_true,
-        meta,
-        overflowed=overflowed,
-        directions=U,
-        scaled_iterates=Bn,
-        iterate_scale=bexp,
-    )
+    return _predictor_history(cols, _true_predictors(B, e, ex0), Bn, bexp, U, meta)
 
 
 def _put(cols: _Columns, name: str, values: np.ndarray, finite: bool, note: str | None) -> None:
@@ -614,14 +622,7 @@ def build_history_numpy(
     cols = _Columns(steps)
     cols.cols["step"] = steps
     log_norm = _log_scaled(bnorm_s, bexp)
-    B_true = None
-    if np.all(e == 0) and np.all(np.isfinite(np.asarray(B, dtype=np.float64))):
-        B_true = B
-    elif not np.all(e == 0):
-        with np.errstate(over="ignore"):
-            cand = np.ldexp(B, (e * model.depth)[:, None])
-        if np.all(np.isfinite(np.asarray(cand, dtype=np.float64))):
-            B_true = cand
+    B_true = _true_predictors(B, e, e * model.depth)
     if loss == "squared":
         R, rexp = _residuals(out_s, bexp, np.asarray(targets, dtype=dt))
         log_loss = _log_half_sumsq(R, rexp)
@@ -687,20 +688,7 @@ def build_history_numpy(
                 - (bexp[pos] - e[pos] * model.depth) * _LN2
             )
             cols.cols["normalized_margin_theta"] = _signed_ratio_log(num, log_den)
-    overflowed = cols.overflowed
-    if B_true is None:
-        overflowed["iterates"] = _iterate_note(
-            cols, _ldexp64(Bn, bexp[:, None]), "predictors", "log_norm"
-        )
-    return History(
-        cols.cols,
-        B_true,
-        meta,
-        overflowed=overflowed,
-        directions=U,
-        scaled_iterates=Bn,
-        iterate_scale=bexp,
-    )
+    return _predictor_history(cols, B_true, Bn, bexp, U, meta)
 
 
 def _layer_columns(cols: _Columns, layer_norms: np.ndarray, e: np.ndarray) -> None:
