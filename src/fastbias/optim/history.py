@@ -492,6 +492,16 @@ _EMPTY_2D = np.zeros((0, 0))
 _NO_OFFSETS = np.zeros(1, dtype=np.int64)
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: numba types a read-only array apart from a writable one, so
+    the inputs that arrive either way (a cached reference is frozen, a user's is not) are
+    passed one way, and ``history_rows`` compiles once (the suite had compiled six variants,
+    ~10 s each cold, differing only in these flags)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 def _build_history_compiled(
     steps, thetas, model, d, Z, targets, loss, reference, w_tilde, meta, theta_scale
 ) -> History:
@@ -531,8 +541,9 @@ def _build_history_compiled(
     wt = _EMPTY if (w_tilde is None or regression_run) else np.asarray(w_tilde, dtype=np.float64)
     code = 2 if regression_run else get_loss(loss).code
     vals, U, layer_norms = history_rows(
-        np.ascontiguousarray(B), Bn, bexp, ex0, out_s, Zd, np.asarray(targets, np.float64),
-        regression_run, code, ref, wt, steps, th, e, offsets, model.depth,
+        np.ascontiguousarray(B), Bn, bexp, ex0, out_s, _read_only(Zd),
+        _read_only(np.asarray(targets, np.float64)), regression_run, code, _read_only(ref),
+        _read_only(wt), _read_only(steps), th, e, offsets, model.depth,
     )  # fmt: skip
     finite = np.isfinite(vals).all(axis=1)
     cols = _Columns(steps)
