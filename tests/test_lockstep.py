@@ -39,8 +39,13 @@ def _check_against_train(X, y, grid, common, rtol=RTOL):
         np.testing.assert_array_equal(want.history["step"], got.history["step"])
         assert np.abs(a - b).max() <= rtol * np.abs(a).max()
         np.testing.assert_allclose(got.coef, want.coef, rtol=rtol, atol=rtol * np.abs(a).max())
-        for key in ("loss", "min_margin"):
-            np.testing.assert_allclose(got.history[key], want.history[key], rtol=1e-10)
+        hw, hg = want.history, got.history
+        assert list(hg.columns) == list(hw.columns) and hg.overflowed == hw.overflowed
+        assert hg.meta == hw.meta
+        for key in hw.columns:
+            np.testing.assert_allclose(hg[key], hw[key], rtol=1e-10, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(got.direction, want.direction, rtol=1e-10, atol=1e-13)
+        assert got.log_coef_norm == pytest.approx(want.log_coef_norm, rel=1e-12)
         assert got.settings == want.settings and got.status == want.status
         assert got.steps_done == want.steps_done
 
@@ -134,3 +139,52 @@ def test_not_eligible_otherwise(monkeypatch):
     assert not lockstep.lockstep_eligible([dict(seed=1, steps=10)] * 5, {})  # steps differ
     monkeypatch.setenv("FASTBIAS_BACKEND", "numba")
     assert not lockstep.lockstep_eligible([dict(seed=s) for s in range(5)], {})
+
+
+def _spec_fields(spec):
+    import dataclasses
+
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+
+
+@pytest.mark.parametrize(
+    "common, grid",
+    [
+        (dict(steps=50), dict(lrs=[0.1, 0.2], seeds=[0, 1])),
+        (dict(steps=50, loss="logistic"), dict(lrs=[0.1, 0.3])),
+        (dict(steps=50, step_rule="normalized"), dict(seeds=[0, 1], init_scales=[0.5, 2.0])),
+        (dict(steps=50, model="diag", init="yun"), dict(seeds=[0, 1, 2], lrs=[1e-3, 2e-3])),
+        (dict(steps=50, model=Diagonal(3)), dict(seeds=[0, 1], init_scales=[0.5, 1.0])),
+        (dict(steps=50, model=FullyConnected([4]), reference="auto"), dict(seeds=[0, 1, 2])),
+        (dict(steps=50, model=FullyConnected([4]), loss="logistic"), dict(init_scales=[0.1, 1])),
+    ],
+    ids=str,
+)
+def test_lockstep_specs_equal_train_spec(common, grid):
+    """lockstep_specs derives the per-run fields as build_spec does: every field equal."""
+    from fastbias.optim.gd import train_spec
+
+    X, y = random_separable(15, 4, seed=3)
+    cfgs = _grid_cfgs(**grid)
+    got = lockstep.lockstep_specs(X, y, cfgs, common)
+    for cfg, spec in zip(cfgs, got, strict=True):
+        want = _spec_fields(train_spec(X, y, **common, **cfg))
+        have = _spec_fields(spec)
+        assert have.keys() == want.keys()
+        for name, value in want.items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(have[name], value, err_msg=name)
+            elif name == "model":
+                assert repr(have[name]) == repr(value)
+            elif name == "reference" and value is not None:
+                np.testing.assert_array_equal(have[name].coef, value.coef)
+            else:
+                assert have[name] == value or (value != value and have[name] != have[name]), name
+
+
+def test_lockstep_specs_raise_as_train_spec():
+    X, y = random_separable(15, 4, seed=3)
+    with pytest.raises(ValueError, match="lr"):
+        lockstep.lockstep_specs(X, y, [dict(lr=0.1), dict(lr=-1.0)], dict(steps=10))
+    with pytest.raises(ValueError, match="init_scale"):
+        lockstep.lockstep_specs(X, y, [dict(seed=0), dict(init_scale=0.0)], dict(steps=10))

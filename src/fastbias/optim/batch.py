@@ -23,7 +23,7 @@ from ..kernels import C_THREADS
 from .driver import execute
 from .gd import train_spec
 from .history import Run
-from .lockstep import lockstep_eligible, train_lockstep
+from .lockstep import lockstep_eligible, lockstep_specs, train_lockstep
 from .spec import RunSpec
 
 __all__ = ["train_batch", "execute_many"]
@@ -76,15 +76,16 @@ def train_batch(
     else:
         workers = check_positive_int(n_workers, "n_workers")
     X = _shared(X)  # one read-only copy of the data for every spec (not one per run)
+    if lockstep_eligible(runs, common):  # one kernel, SIMD lanes = runs
+        spec_args = {k: v for k, v in common.items() if k not in _EXECUTION}
+        done = train_lockstep(lockstep_specs(X, y, runs, spec_args), workers)
+        if done is not None:
+            return done
     specs, executions = [], []
     for cfg in runs:  # what describes the run, and how to execute it (per run: checkpoint)
         merged = {**common, **cfg}
         executions.append({k: merged.pop(k) for k in _EXECUTION if k in merged})
         specs.append(train_spec(X, y, **merged))
-    if lockstep_eligible(runs, common):  # one kernel, SIMD lanes = runs
-        done = train_lockstep(specs, workers)
-        if done is not None:
-            return done
     return execute_many(specs, n_workers=workers, executions=executions)
 
 
