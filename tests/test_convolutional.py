@@ -428,3 +428,21 @@ def test_train_end_to_end_quiet():
     assert run.history.iterates.shape[1] == 6
     np.testing.assert_allclose(run.coef, model.predictor(run.params))
     assert run.history["min_margin"][-1] > 0
+
+
+@pytest.mark.parametrize(("d", "k"), [(7, 3), (16, 16), (40, 5), (9, 1)])
+def test_adjoint_layer_sums_the_taps_in_order_on_both_paths(monkeypatch, d, k):
+    """``A^T v = sum_p w[p] roll(v, p)`` as one reduction (few products) and tap by tap (many)
+    give the loop's sums bit for bit, so predictor and predictors do not depend on the size."""
+    from fastbias.models import convolutional as cm
+
+    rng = np.random.default_rng(d * k)
+    w = rng.standard_normal((5, k)) * 10.0 ** rng.integers(-3, 4, size=(5, 1))
+    v = rng.standard_normal((5, d))
+    v[:, ::4] = 0.0
+    want = np.zeros_like(v)
+    for p in range(k):
+        want += w[:, p, None] * np.roll(v, p, axis=1)
+    np.testing.assert_array_equal(cm._adjoint_layer(w, v, d), want)
+    monkeypatch.setattr(cm, "_SMALL", 0)
+    np.testing.assert_array_equal(cm._adjoint_layer(w, v, d), want)

@@ -376,3 +376,31 @@ def test_gd_kernel_rescaling_keeps_the_run():
     reference_gd(net, X, y, b, 0.2, 0, 2, 0, 400, sched, np.zeros((1, theta.size)), -1e300)
     np.testing.assert_allclose(np.ldexp(a, int(scale[0])), b, rtol=1e-10)
     np.testing.assert_allclose(np.ldexp(rec[0], int(rec_scale[0])), b, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        Network.fully_connected(6, [5, 3]),
+        Network.fully_connected(16, [8]),
+        Network.diagonal(6, 3),
+        Network.conv_disjoint_patches(6, 2),
+        Network.fully_connected(6, [4], activation="linear"),
+    ],
+    ids=repr,
+)
+def test_row_batched_forward_and_norms_equal_the_one_row_methods(net):
+    """forward_rows / neuron_norms_rows (what histories use) give, bit for bit, the numbers of
+    forward, preactivations and neuron_norms called row by row (a zero input hits relu'(0))."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((9, net.d))
+    X[0] = 0.0
+    thetas = rng.standard_normal((4, net.n_total))
+    out, hidden = net.forward_rows(thetas, X)
+    norms = net.neuron_norms_rows(thetas)
+    for k, th in enumerate(thetas):
+        np.testing.assert_array_equal(out[k], net.forward(th, X))
+        for got, want in zip(hidden, net.preactivations(th, X), strict=True):
+            np.testing.assert_array_equal(got[k], want)
+        for got, want in zip(norms, net.neuron_norms(th), strict=True):
+            np.testing.assert_array_equal(got[k], want)

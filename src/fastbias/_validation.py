@@ -46,6 +46,8 @@ def encode_labels(y: Any, n: int) -> np.ndarray:
             raise ValueError("y contains NaN or inf; labels must be finite.")
         if y.dtype.kind == "c":
             raise ValueError("y is complex; labels must be real.")
+    if y.dtype.kind in "iuf" and y.size and bool(np.all(np.abs(y) == 1)):
+        return y.astype(np.float64)  # already in {-1, +1} (the common case: no sort)
     classes = np.unique(y)
     if classes.size > 2:
         shown = ", ".join(str(c) for c in classes[:5])
@@ -189,10 +191,11 @@ def representable_lr(log_lr: float, what: str) -> float:
     )
 
 
-def check_initial_outputs(model: Any, params: Any, X: np.ndarray, init_scale: float) -> None:
+def check_initial_outputs(model: Any, params: Any, X: np.ndarray, init_scale: float) -> np.ndarray:
     """The initial outputs ``f(x_n)`` must be finite and well inside float64 (|f| < 1e150:
     their squares and the loss's derivatives are formed from them); otherwise a
-    :class:`ScaleOutOfRangeError` naming ``init_scale`` and the initialization."""
+    :class:`ScaleOutOfRangeError` naming ``init_scale`` and the initialization. Returns the
+    outputs (N,)."""
     with np.errstate(all="ignore"):
         if getattr(model, "linear_predictor", True):
             beta = np.asarray(model.predictor(params), dtype=np.float64)
@@ -207,6 +210,7 @@ def check_initial_outputs(model: Any, params: Any, X: np.ndarray, init_scale: fl
             "losses and gradients fit in float64 (|f(x)| < 1e150); rescale X or use a smaller "
             "init_scale or smaller initial parameters."
         )
+    return out
 
 
 def check_checkpoint_path(path: Any, must_exist: bool) -> Any:

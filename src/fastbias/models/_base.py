@@ -8,6 +8,8 @@ layer; kernels see it flattened (layers one after another, each in C order).
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,7 +51,7 @@ class Model(ABC):
         """Shapes of the layers for inputs of dimension ``d`` (raises ValueError if invalid)."""
 
     def n_params(self, d: int) -> int:
-        return int(sum(np.prod(s) for s in self.shapes(d)))
+        return sum(math.prod(s) for s in self.shapes(d))
 
     def flatten(self, params: Sequence[np.ndarray]) -> np.ndarray:
         """The flat parameter vector the kernels use."""
@@ -59,7 +61,7 @@ class Model(ABC):
         """Layers from a flat vector (views into ``theta``)."""
         out, pos = [], 0
         for s in self.shapes(d):
-            size = int(np.prod(s))
+            size = math.prod(s)
             out.append(theta[pos : pos + size].reshape(s))
             pos += size
         return out
@@ -92,7 +94,7 @@ class Model(ABC):
         if thetas.shape[0] == 0:
             return np.zeros((0, len(shapes)), dtype=thetas.dtype)
         offsets = layer_offsets(shapes)
-        sizes = [int(np.prod(s)) for s in shapes]
+        sizes = [math.prod(s) for s in shapes]
         a = np.abs(thetas)
         top = np.maximum.reduceat(a, offsets, axis=1)
         safe = np.where(top > 0, top, 1)
@@ -318,8 +320,7 @@ def kernel_data(kind: int, Z: np.ndarray, *, ZT=None, ints=None, offsets=None, p
 
 def layer_offsets(shapes: Sequence[tuple[int, ...]]) -> np.ndarray:
     """Where each layer starts in the flat ``theta``."""
-    sizes = [int(np.prod(s)) for s in shapes]
-    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return np.array([0, *itertools.accumulate(math.prod(s) for s in shapes)][:-1], np.int64)
 
 
 def unscale(theta, scale, rec_theta, rec_scale) -> None:

@@ -29,6 +29,23 @@ def _shifts(k: int, d: int) -> np.ndarray:
     return idx
 
 
+_SMALL = 1 << 15  # entries of the (K, k, d) products formed at once
+
+
+def _adjoint_layer(w: np.ndarray, v: np.ndarray, d: int) -> np.ndarray:
+    """``A^T v = sum_p w[p] roll(v, p)`` for every row of ``w`` (K, k) and ``v`` (K, d),
+    summed over ``p`` in increasing order: as one reduction over the middle axis of the
+    products when they are few (NumPy adds along a non-contiguous axis in index order, so
+    the sums are the loop's, bit for bit), otherwise tap by tap."""
+    shifts = _shifts(w.shape[1], d)  # v[:, shifts[p]] is np.roll(v, p, axis=1)
+    if w.shape[0] * w.shape[1] * d <= _SMALL:
+        return np.sum(w[:, :, None] * v[:, shifts], axis=1)
+    out = np.zeros_like(v)
+    for p in range(w.shape[1]):
+        out += w[:, p, None] * v[:, shifts[p]]
+    return out
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -128,11 +145,7 @@ class Convolutional(Model):
         layers, d = self._layers(params)
         v = layers[-1].copy()
         for w in reversed(layers[:-1]):
-            shifts = _shifts(w.shape[0], d)  # v[shifts[p]] is np.roll(v, p)
-            out = np.zeros_like(v)
-            for p in range(w.shape[0]):
-                out += w[p] * v[shifts[p]]
-            v = out
+            v = _adjoint_layer(w[None, :], v[None, :], d)[0]
         return v
 
     def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
@@ -142,12 +155,7 @@ class Convolutional(Model):
         offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
         v = thetas[:, offsets[-2] : offsets[-1]].copy()
         for layer in range(self.depth - 2, -1, -1):
-            w = thetas[:, offsets[layer] : offsets[layer + 1]]
-            shifts = _shifts(widths[layer], d)
-            out = np.zeros_like(v)
-            for p in range(widths[layer]):
-                out += w[:, p, None] * v[:, shifts[p]]
-            v = out
+            v = _adjoint_layer(thetas[:, offsets[layer] : offsets[layer + 1]], v, d)
         return v
 
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:

@@ -499,6 +499,52 @@ class Network(Model):
         """``y_n Phi(theta; x_n)``."""
         return np.asarray(y, dtype=np.float64) * self.forward(params, X)
 
+    def weight_matrices_rows(self, thetas: np.ndarray) -> list[np.ndarray]:
+        """:meth:`weight_matrices` of every row of ``thetas`` (K, P): one (K, d_l, d_{l-1})
+        array per layer."""
+        thetas = np.asarray(thetas, dtype=np.float64)
+        out = []
+        for layer, g in enumerate(self.patterns):
+            u = thetas[:, self.offsets[layer] : self.offsets[layer + 1]]
+            out.append(np.where(g >= 0, u[:, np.maximum(g, 0)], 0.0))
+        return out
+
+    def forward_rows(
+        self, thetas: np.ndarray, X: Any, weights: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """:meth:`forward` and :meth:`preactivations` at every row of ``thetas`` (K, P) in one
+        pass: the outputs (K, N) and one (K, N, d_l) array per hidden layer (the same
+        products, row by row, as the one-row methods). ``weights``: the rows'
+        :meth:`weight_matrices_rows`, when the caller has them."""
+        X = self._check_X(X)
+        h = X
+        hidden = []
+        Ws = self.weight_matrices_rows(thetas) if weights is None else weights
+        for layer, W in enumerate(Ws):
+            a = np.matmul(h, np.swapaxes(W, 1, 2))
+            if layer == self.depth - 1:
+                return a[:, :, 0], hidden
+            hidden.append(a)
+            if self.relu:
+                dm = np.where(a > 0, 1.0, np.where(a == 0, self.relu_grad_at_zero, 0.0))
+            else:
+                dm = np.ones_like(a)
+            h = a * dm
+        raise AssertionError("unreachable")  # pragma: no cover (the last layer returns)
+
+    def neuron_norms_rows(
+        self, thetas: np.ndarray, weights: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """:meth:`neuron_norms` (incoming) at every row of ``thetas``: one (K, d_l) array per
+        hidden layer (``weights`` as in :meth:`forward_rows`)."""
+        Ws = self.weight_matrices_rows(thetas) if weights is None else weights
+        # row by row: the same 2-D reductions as neuron_norms (one 3-D reduction over the last
+        # axis sums in another order for some shapes)
+        return [
+            np.array([np.linalg.norm(Wk, axis=1) for Wk in W]).reshape(W.shape[:2])
+            for W in Ws[:-1]
+        ]
+
     def neuron_norms(self, params: Any, direction: str = "in") -> list[np.ndarray]:
         """Per hidden layer, the norm of every neuron's incoming (``"in"``: row of
         ``W^(l)``) or outgoing (``"out"``: column of ``W^(l+1)``) weight vector."""

@@ -82,9 +82,12 @@ def time_estimate_note(steps: int, seconds: float) -> str:
     return f"about {seconds / (365 * 86400):.3g} years"
 
 
-def warn_if_not_separable(X: np.ndarray, y: np.ndarray, history, stacklevel: int) -> None:
+def warn_if_not_separable(
+    X: np.ndarray, y: np.ndarray, history, stacklevel: int, key: bytes | None = None
+) -> None:
     """After a classification run that ended without separating the data, say whether the
-    data are separable at all (a linear-predictor model cannot reach zero loss otherwise)."""
+    data are separable at all (a linear-predictor model cannot reach zero loss otherwise).
+    ``key``: the data's digest (``RunSpec.data_key``) when the caller has it."""
     import warnings
 
     from ..exceptions import NotSeparableError
@@ -93,7 +96,7 @@ def warn_if_not_separable(X: np.ndarray, y: np.ndarray, history, stacklevel: int
     if "min_margin" not in history or history["min_margin"][-1] > 0:
         return
     try:
-        cached_max_margin(X, y)  # (solved once per data set)
+        cached_max_margin(X, y, key)  # (solved once per data set)
     except NotSeparableError as exc:
         warnings.warn(
             "the run ended with min margin <= 0 and X, y are not linearly separable, so no "

@@ -744,7 +744,13 @@ def build_network_history(
     steps = np.asarray(steps)
     cols = _Columns(steps)
     cols.cols["step"] = steps
-    out_s = np.array([model.forward(th, X) for th in thetas]).reshape(K, -1)
+    batched = hasattr(model, "forward_rows")
+    if batched:  # one forward pass for every row (the same products as row by row)
+        weights = model.weight_matrices_rows(thetas)
+        out_s, hidden = model.forward_rows(thetas, X, weights)
+    else:
+        out_s = np.array([model.forward(th, X) for th in thetas]).reshape(K, -1)
+        hidden = None
     oexp = e * L
     t_norm_s = norm(thetas, axis=1) if thetas.shape[1] else np.zeros(K)
     log_theta_norm = _log_scaled(t_norm_s, e)
@@ -772,12 +778,22 @@ def build_network_history(
     cols.add("theta_norm", _ldexp64(t_norm_s, e), "read log_theta_norm")
     cols.cols["log_theta_norm"] = log_theta_norm
     _layer_columns(cols, model.layer_norms_rows(thetas, X.shape[1]), e)
-    actives = [model.activation_patterns(th, X) for th in thetas]
     arrays: dict[str, np.ndarray] = {}
-    for layer in range(len(actives[0]) if actives else 0):
-        cols.cols[f"active_fraction_{layer + 1}"] = np.array([np.mean(a[layer]) for a in actives])
-        arrays[f"active_{layer + 1}"] = np.array([a[layer] for a in actives])
-        n_s = np.array([model.neuron_norms(th)[layer] for th in thetas])
+    if batched:
+        active = [a > 0 for a in hidden]
+        neuron_norms = model.neuron_norms_rows(thetas, weights)
+    elif K:
+        per_row = [model.activation_patterns(th, X) for th in thetas]
+        active = [np.array([a[i] for a in per_row]) for i in range(len(per_row[0]))]
+        norms_rows = [model.neuron_norms(th) for th in thetas]
+        neuron_norms = [np.array([n[i] for n in norms_rows]) for i in range(len(active))]
+    else:
+        active = neuron_norms = []
+    for layer in range(len(active) if K else 0):
+        act = active[layer]
+        cols.cols[f"active_fraction_{layer + 1}"] = np.mean(act, axis=(1, 2))
+        arrays[f"active_{layer + 1}"] = act
+        n_s = neuron_norms[layer]
         full = _ldexp64(n_s, e[:, None])
         if np.all(np.isfinite(full)):
             arrays[f"neuron_norms_{layer + 1}"] = full

@@ -67,7 +67,9 @@ def _gd_run(spec: RunSpec, state: RunState, status: str) -> Run:
         status = _frozen(status, spec, rec_steps, rec_theta, rec_scale, history)
         if spec.loss != "squared" and not isinstance(mdl, (Linear, FullyConnected)):
             # (Linear and FullyConnected learn it at the start, from the reference)
-            warn_if_not_separable(spec.X, spec.y, history, stacklevel=user_stacklevel())
+            warn_if_not_separable(
+                spec.X, spec.y, history, stacklevel=user_stacklevel(), key=spec.data_key
+            )
         scaled = [
             np.array(p, dtype=np.float64) if spec.precision == "float64" else p.copy()
             for p in mdl.unflatten(theta, d)

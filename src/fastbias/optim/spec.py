@@ -175,6 +175,14 @@ class RunSpec:
             return self.X * self.y[:, None]
         return np.array(self.X)
 
+    @functools.cached_property
+    def data_key(self) -> bytes:
+        """The digest of ``(X, y)`` that exact solutions are cached by
+        (:func:`fastbias.optim.reference.data_key`; computed once per spec)."""
+        from .reference import data_key
+
+        return data_key(self.X, self.y)
+
     @property
     def targets(self) -> np.ndarray:
         """The kernels' targets: regression targets, zeros (classification), class codes (a
@@ -478,7 +486,7 @@ def build_spec(
         init = [check_vector(arr[0] if arr.ndim == 2 and arr.shape[0] == 1 else arr, d, "init")]
     params0 = mdl.init_params(d, init, init_scale, seed)
     theta0 = mdl.flatten(params0)
-    check_initial_outputs(mdl, params0, X, init_scale)
+    outputs0 = check_initial_outputs(mdl, params0, X, init_scale)  # X beta, or the network's
     if mdl.depth > 1:
         cond = mdl.convergence_condition(params0, "regression" if regression else "classification")
         if cond is not None and not cond.holds:
@@ -499,10 +507,6 @@ def build_spec(
         )  # fmt: skip
 
     # ---- step size
-    if linear_predictor:
-        outputs0 = X @ mdl.predictor(params0)
-    else:  # a ReLU network: f(x) = Phi(theta; x) is not x.beta
-        outputs0 = mdl.forward(params0, X)
     margins0 = outputs0 - y if regression else y * outputs0
     try:
         if isinstance(mdl, Linear):
@@ -559,7 +563,7 @@ def build_spec(
             floor = -(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
         else:
             floor = -np.exp(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
-    return RunSpec(
+    spec = RunSpec(
         X=X,
         y=y,
         model=mdl,
@@ -582,6 +586,8 @@ def build_spec(
         init_scale=init_scale,
         seed=seed,
     )
+    spec.__dict__["data_key"] = key  # (cached_property: already computed here)
+    return spec
 
 
 def _record_value(record: Any) -> Any:
