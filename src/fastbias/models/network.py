@@ -541,8 +541,7 @@ class Network(Model):
         # row by row: the same 2-D reductions as neuron_norms (one 3-D reduction over the last
         # axis sums in another order for some shapes)
         return [
-            np.array([np.linalg.norm(Wk, axis=1) for Wk in W]).reshape(W.shape[:2])
-            for W in Ws[:-1]
+            np.array([np.linalg.norm(Wk, axis=1) for Wk in W]).reshape(W.shape[:2]) for W in Ws[:-1]
         ]
 
     def neuron_norms(self, params: Any, direction: str = "in") -> list[np.ndarray]:
