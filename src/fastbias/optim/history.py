@@ -14,6 +14,7 @@ so what a user reads back stays finite and accurate however far a run went:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +223,7 @@ class History:
 def _normalize_rows(A: np.ndarray, exps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(A_n, e_n)`` with ``2**exps[k] A[k] = 2**e_n[k] A_n[k]`` exactly and every nonzero
     row's largest entry in [0.5, 1) (zero rows stay zero)."""
-    amax = np.max(np.abs(A), axis=1) if A.shape[1] else np.zeros(len(A), A.dtype)
+    amax = np.abs(A).max(axis=1) if A.shape[1] else np.zeros(len(A), A.dtype)
     _, ex = np.frexp(amax)
     ex = ex.astype(np.int64)
     return np.ldexp(A, -ex[:, None]), np.asarray(exps, dtype=np.int64) + ex
@@ -232,7 +233,9 @@ def _unit_rows_if_extreme(thetas: np.ndarray, e: np.ndarray) -> tuple[np.ndarray
     """Parameter rows far from unit scale (a runner that does not rescale, huge inits) as
     ``2**e' theta'`` with ``theta'`` near unit scale, so a depth-L product cannot overflow;
     rows within ``2**+-64`` are left as they are (bit-identical columns)."""
-    amax = np.max(np.abs(thetas), axis=1) if thetas.shape[1] else np.zeros(len(thetas))
+    amax = np.abs(thetas).max(axis=1) if thetas.shape[1] else np.zeros(len(thetas))
+    if len(amax) and 2.0**-64 <= amax.min() and amax.max() <= 2.0**64:
+        return thetas, e  # (the common case, in two reductions)
     extreme = (amax > 2.0**64) | ((amax > 0) & (amax < 2.0**-64))
     if not np.any(extreme):
         return thetas, e
@@ -387,8 +390,8 @@ def _true_predictors(B: np.ndarray, e: np.ndarray, ex: np.ndarray) -> np.ndarray
     """The recorded predictors at their true scale, ``B * 2**ex`` row by row (``B`` itself
     when no parameters were rescaled, ``e == 0``), or None when an entry does not fit
     float64."""
-    if not np.any(e):
-        return B if np.all(np.isfinite(np.asarray(B, dtype=np.float64))) else None
+    if not e.any():
+        return B if np.isfinite(np.asarray(B, dtype=np.float64)).all() else None
     with np.errstate(over="ignore"):
         cand = np.ldexp(B, ex[:, None])
     return cand if np.all(np.isfinite(np.asarray(cand, dtype=np.float64))) else None
@@ -507,15 +510,13 @@ def _build_history_compiled(
 ) -> History:
     """:func:`build_history_numpy` for float64 rows, the per-row work in one compiled call."""
     global _CLASSIFICATION_COLUMNS
-    from ..kernels._numba_history import history_rows
-    from ..models import Linear
-    from ..models._base import layer_offsets
-
     if _CLASSIFICATION_COLUMNS is None:
-        _CLASSIFICATION_COLUMNS = _column_layout()
-    classification, gaps, theorem4, regression, distance, theta, margin_theta = (
-        _CLASSIFICATION_COLUMNS
-    )
+        from ..kernels._numba_history import history_rows
+        from ..models import Linear
+
+        _CLASSIFICATION_COLUMNS = (_column_layout(), history_rows, Linear)
+    layouts, history_rows, Linear = _CLASSIFICATION_COLUMNS
+    classification, gaps, theorem4, regression, distance, theta, margin_theta = layouts
     K = len(thetas)
     linear = isinstance(model, Linear)
     steps = np.asarray(steps, dtype=np.int64)
@@ -531,7 +532,7 @@ def _build_history_compiled(
         thetas, e = _unit_rows_if_extreme(thetas, e)
         B = np.asarray(model.predictors(thetas, d), dtype=np.float64).reshape(K, d)
         th = np.ascontiguousarray(thetas)
-        offsets = np.append(layer_offsets(model.shapes(d)), th.shape[1]).astype(np.int64)
+        offsets = _kernel_offsets(tuple(model.shapes(d))).copy()  # (writable, as kernels get)
     ex0 = e * model.depth
     Bn, bexp = _normalize_rows(B, ex0)
     Zd = np.asarray(Z, dtype=np.float64)
@@ -563,6 +564,17 @@ def _build_history_compiled(
             for name, row, note in margin_theta:
                 _put(cols, name, vals[row], finite[row], note)
     return _predictor_history(cols, _true_predictors(B, e, ex0), Bn, bexp, U, meta)
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_offsets(shapes: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """Where each layer starts in ``theta``, and its length at the end (read-only)."""
+    from ..models._base import layer_offsets
+
+    sizes = [math.prod(s) for s in shapes]
+    out = np.append(layer_offsets(shapes), sum(sizes)).astype(np.int64)
+    out.setflags(write=False)
+    return out
 
 
 def _put(cols: _Columns, name: str, values: np.ndarray, finite: bool, note: str | None) -> None:
@@ -706,6 +718,13 @@ def _layer_columns(cols: _Columns, layer_norms: np.ndarray, e: np.ndarray) -> No
     """``layer_norm_l`` (``log_layer_norm_l`` too when it overflows float64) from the scaled
     rows' layer norms (K, L) (``Model.layer_norms_rows``)."""
     layer_norms = np.asarray(layer_norms, dtype=np.float64)
+    if layer_norms.size:  # every layer at once when they all fit in float64 (the usual case)
+        with np.errstate(over="ignore"):
+            full = np.ldexp(layer_norms.T, np.asarray(e, dtype=np.int64))  # (L, K)
+        if np.isfinite(full).all():
+            for layer in range(len(full)):
+                cols.cols[f"layer_norm_{layer + 1}"] = full[layer]
+            return
     for layer in range(layer_norms.shape[1]):
         n_s = layer_norms[:, layer]
         name = f"layer_norm_{layer + 1}"
@@ -874,7 +893,7 @@ class Run:
         if self.scaled_params is None and self._params is not None:
             self.scaled_params = [np.asarray(p) for p in self._params]
         params_ok = self._params is None or all(
-            np.all(np.isfinite(np.asarray(p, dtype=np.float64))) for p in self._params
+            np.isfinite(np.asarray(p, dtype=np.float64)).all() for p in self._params
         )
         if not params_ok:
             self._params_note = (
@@ -906,7 +925,19 @@ class Run:
         )
 
     def _set_direction(self, beta_s: np.ndarray, exponent: int) -> None:
-        bn, ex = _normalize_rows(np.asarray(beta_s)[None, :], np.array([exponent]))
+        beta_s = np.asarray(beta_s)
+        if beta_s.dtype == np.float64 and beta_s.size:
+            # _normalize_rows of the one row, then its norm and log norm, on scalars: the same
+            # operations as below, bit for bit (frexp and the power-of-two scaling are exact)
+            ex = math.frexp(float(np.abs(beta_s).max()))[1]
+            bn1 = np.ldexp(beta_s, -ex)
+            n = float(norm(bn1))
+            self.direction = bn1 / n if n > 0 else np.zeros(bn1.shape[0])
+            self.log_coef_norm = (
+                float(np.log(n) + float(exponent + ex) * _LN2) if n > 0 else LOG_FLOOR
+            )
+            return
+        bn, ex = _normalize_rows(beta_s[None, :], np.array([exponent]))
         n = float(norm(np.asarray(bn[0], dtype=np.float64)))
         self.direction = np.asarray(bn[0], dtype=np.float64) / n if n > 0 else np.zeros(bn.shape[1])
         self.log_coef_norm = float(_log_scaled(np.array([n]), ex)[0])
