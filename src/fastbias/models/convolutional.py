@@ -13,6 +13,8 @@ and the output is ``f(x) = h_{L-1} . w_L`` (eq. 3), with ``w_l in R^{k_l}`` (``k
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,6 +45,34 @@ def _adjoint_layer(w: np.ndarray, v: np.ndarray, d: int) -> np.ndarray:
     out = np.zeros_like(v)
     for p in range(w.shape[1]):
         out += w[:, p, None] * v[:, shifts[p]]
+    return out
+
+
+_SPECTRA: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_SPECTRA_LOCK = threading.Lock()
+
+
+def _fourier_rows_once(Zc: np.ndarray, transform) -> np.ndarray:
+    """``transform(Zc)`` (the rows' half spectra, ``real_fourier_rows``), computed once per
+    data set: the last 8 results for data of at most 1 MiB are kept, keyed by the bytes of
+    ``Zc`` (compared exactly), and each call gets its own aligned copy."""
+    if Zc.nbytes > 1 << 20:
+        return transform(Zc)
+    key = (Zc.shape, Zc.tobytes())
+    with _SPECTRA_LOCK:
+        kept = _SPECTRA.get(key)
+        if kept is not None:
+            _SPECTRA.move_to_end(key)
+    if kept is None:
+        kept = transform(Zc)
+        with _SPECTRA_LOCK:
+            _SPECTRA[key] = kept.copy()
+            while len(_SPECTRA) > 8:
+                _SPECTRA.popitem(last=False)
+    from ..kernels._fft import empty_aligned
+
+    out = empty_aligned(kept.shape)  # (the kernels' vector loops want aligned rows)
+    out[...] = kept
     return out
 
 
@@ -298,7 +328,7 @@ class Convolutional(Model):
         tc = np.ascontiguousarray(targets, dtype=np.float64)
         d = Zc.shape[1]
         ksizes = np.array(self.kernel_widths(d), dtype=np.int64)
-        ZF = real_fourier_rows(Zc)
+        ZF = _fourier_rows_once(Zc, real_fourier_rows)
         spec = np.zeros((self.depth, 2, d // 2 + 1))
         lo_spec = np.zeros_like(spec) if compensated else np.zeros((0, 2, 0))
         lo_theta = np.zeros(int(sum(ksizes))) if compensated else np.zeros(0)
