@@ -199,10 +199,10 @@ def check_initial_outputs(model: Any, params: Any, X: np.ndarray, init_scale: fl
     with np.errstate(all="ignore"):
         if getattr(model, "linear_predictor", True):
             beta = np.asarray(model.predictor(params), dtype=np.float64)
-            out = X @ beta if np.all(np.isfinite(beta)) else beta
+            out = X @ beta if np.isfinite(beta).all() else beta
         else:
             out = np.asarray(model.forward(params, X), dtype=np.float64)
-        big = float(np.max(np.abs(out))) if out.size else 0.0
+        big = float(np.abs(out).max()) if out.size else 0.0
     if not big < 1e150:
         raise ScaleOutOfRangeError(
             f"the initial outputs f(x) reach {big:.3g} (init_scale={init_scale:g}, largest "

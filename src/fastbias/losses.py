@@ -7,6 +7,7 @@ run whose margins are in the thousands still has a meaningful loss value.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +21,9 @@ def logsumexp(a: np.ndarray) -> float:
     """``log sum exp(a)`` shifted by the maximum, so it neither overflows nor underflows."""
     a = np.asarray(a, dtype=np.float64)
     top = a.max()
-    if not np.isfinite(top):
+    if not math.isfinite(top):
         return float(top)
-    return float(top + np.log(np.sum(np.exp(a - top))))
+    return float(top + np.log(np.exp(a - top).sum()))
 
 
 def expit(u: np.ndarray) -> np.ndarray:

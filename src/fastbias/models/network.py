@@ -506,7 +506,9 @@ class Network(Model):
         out = []
         for layer, g in enumerate(self.patterns):
             u = thetas[:, self.offsets[layer] : self.offsets[layer + 1]]
-            out.append(np.where(g >= 0, u[:, np.maximum(g, 0)], 0.0))
+            # C-contiguous, so each row's matrix has the layout of weight_matrices' (the
+            # batched matmul then calls BLAS as the one-row products do)
+            out.append(np.ascontiguousarray(np.where(g >= 0, u[:, np.maximum(g, 0)], 0.0)))
         return out
 
     def forward_rows(
@@ -538,10 +540,13 @@ class Network(Model):
         """:meth:`neuron_norms` (incoming) at every row of ``thetas``: one (K, d_l) array per
         hidden layer (``weights`` as in :meth:`forward_rows`)."""
         Ws = self.weight_matrices_rows(thetas) if weights is None else weights
-        # row by row: the same 2-D reductions as neuron_norms (one 3-D reduction over the last
-        # axis sums in another order for some shapes)
+        # the rows of every matrix as one C-contiguous 2-D array: the same row reductions as
+        # neuron_norms' (a 3-D reduction over a strided last axis sums in another order)
         return [
-            np.array([np.linalg.norm(Wk, axis=1) for Wk in W]).reshape(W.shape[:2]) for W in Ws[:-1]
+            np.linalg.norm(np.ascontiguousarray(W).reshape(-1, W.shape[2]), axis=1).reshape(
+                W.shape[:2]
+            )
+            for W in Ws[:-1]
         ]
 
     def neuron_norms(self, params: Any, direction: str = "in") -> list[np.ndarray]:

@@ -180,7 +180,7 @@ class StepRunner:
 
     def finalize(self, state: RunState) -> None:
         """Refuse a run whose parameters became non-finite without tripping the loss test."""
-        if not np.all(np.isfinite(state.theta)):
+        if not np.isfinite(state.theta).all():
             advice, suggested = lr_advice(self.spec.lr, self.spec.safe_lr)
             raise DivergenceError(
                 f"the parameters became non-finite by step {state.done}; {advice}.",
@@ -462,8 +462,22 @@ def _matches(spec: RunSpec, row: tuple[str, ...]) -> bool:
     )
 
 
+_CHOSEN: dict[tuple, tuple[tuple, int]] = {}
+
+
 def choose(spec: RunSpec) -> int:
-    """The index of the first :data:`TABLE` row that matches ``spec``."""
+    """The index of the first :data:`TABLE` row that matches ``spec`` (remembered per
+    combination of the columns the rows test, for the table it was found in)."""
+    key = (spec.task, spec.optimizer, spec.step_rule, spec.precision, spec.linear_predictor)
+    hit = _CHOSEN.get(key)
+    if hit is not None and hit[0] is TABLE:
+        return hit[1]
+    i = _choose(spec)
+    _CHOSEN[key] = (TABLE, i)
+    return i
+
+
+def _choose(spec: RunSpec) -> int:
     for i, row in enumerate(TABLE):
         if _matches(spec, row):
             return i

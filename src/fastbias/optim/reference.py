@@ -137,7 +137,7 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
 
             try:
                 if key is not None and reference is _CACHE.get(("max_margin", "l2", key)):
-                    w_tilde = solve_once(("w_tilde", key, float(lr), data_key(w0)), compute)
+                    w_tilde = solve_once(("w_tilde", key, float(lr), w0.tobytes()), compute)
                 else:
                     w_tilde = compute()
             except ValueError:

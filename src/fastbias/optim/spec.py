@@ -357,7 +357,7 @@ def default_lr(
     """
     log_lr = -2.0 * log_sigma(Z, key)
     if w0 is not None and loss in ("exp", "exponential"):
-        log_lr += min(float(np.min(Z @ w0)), 0.0)
+        log_lr += min(float((Z @ w0).min()), 0.0)
     return representable_lr(log_lr, "1/sigma_max(X)**2")
 
 
@@ -374,7 +374,7 @@ def _deep_default_lr(
     layers' product (the Hessian of ``f`` scales like ``||theta||^(2(L-1))``)."""
     log_lr = -2.0 * log_sigma(Z, key) - np.log(depth)
     if lossname in ("exp", "exponential"):
-        log_lr += min(float(np.min(margins0)), 0.0)
+        log_lr += min(float(margins0.min()), 0.0)
     theta_norm = float(vector_norm(theta0))
     if theta_norm > 1.0:
         log_lr -= 2 * (depth - 1) * np.log(theta_norm)
