@@ -47,6 +47,7 @@ SOURCES = [
     _setuptools_path(os.path.join(HERE, "fb_lockstep_f64.c")),
     _setuptools_path(os.path.join(HERE, "fb_tensor_ld.c")),
     _setuptools_path(os.path.join(HERE, "fb_conv_ld.c")),
+    _setuptools_path(os.path.join(HERE, "fb_deep_ld.c")),
 ]
 
 _OPENMP_TEST = r"""

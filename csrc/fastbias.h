@@ -93,3 +93,18 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
                   long long N, long long d, long long L, long double lr, int loss, int rule,
                   long long step0, long long n_steps, const long long *rec_steps, long long K,
                   long double *rec_theta, long double s_floor, long long *fail_step);
+
+/* Diagonal (depth L) and fully connected linear networks in long double, in factored form
+ * (csrc/fb_deep_ld.c): the runs of fb_gd_tensor_ld on their layouts, to long double
+ * round-off. Z (N, d) the rows y_n x_n; theta (P) the layers one after another (diagonal:
+ * P = L d; fully connected: dims, offsets as fb_gd_fc_f64). Codes as fb_gd_linear_ld (-1
+ * also for inconsistent dims / offsets or data outside the double range). */
+int fb_gd_diagonal_ld(const long double *Z, long double *theta, long long N, long long d,
+                      long long L, long double lr, int loss, int rule, long long step0,
+                      long long n_steps, const long long *rec_steps, long long K,
+                      long double *rec_theta, long double s_floor, long long *fail_step);
+int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long d, long long P,
+                long long L, const long long *dims, const long long *offsets, long double lr,
+                int loss, int rule, long long step0, long long n_steps,
+                const long long *rec_steps, long long K, long double *rec_theta,
+                long double s_floor, long long *fail_step);

@@ -515,3 +515,69 @@ def gd_conv_extended(Z, theta, spec, use_spec, depth, lr, loss, rule, step0, n_s
         ffi.cast("long double *", rec_theta.ctypes.data), _ld_scalar(s_floor), fail,
     )  # fmt: skip
     return _translate(code, int(fail[0]), "fb_gd_conv_ld")
+
+
+# ---- diagonal and fully connected networks in long double (csrc/fb_deep_ld.c) -------------
+
+
+def _ld_ptr(name: str, a: Any, shape: tuple[int, ...], writeable: bool) -> Any:
+    _check_ld(name, a, shape, writeable)
+    return ffi.cast("long double *", a.ctypes.data)
+
+
+def _ld_run_args(theta: Any, rec_steps: Any, rec_theta: Any) -> tuple[Any, int, Any, Any]:
+    K = _check_rec_steps(rec_steps)
+    P = theta.shape[0] if isinstance(theta, np.ndarray) else 0
+    return (
+        _ld_ptr("theta", theta, (P,), True),
+        K,
+        _ld_ptr("rec_theta", rec_theta, (K, P), True),
+        ffi.cast("const long long *", rec_steps.ctypes.data),
+    )
+
+
+def gd_diagonal_extended(Z, theta, depth, lr, loss, rule, step0, n_steps, rec_steps, rec_theta,
+                         s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a depth-``depth`` diagonal network ``beta = w_1 * .. * w_L`` (Yun et al. eq. 11)
+    in long double, in factored form (``fb_gd_diagonal_ld``).
+
+    The run of ``_reference.gd_model`` (Gunasekar et al. 2018, eq. 7) with the diagonal
+    predictor and VJP in ``np.longdouble``, to long double round-off: ``Z`` (N, d), ``theta``
+    (depth d,) and ``rec_theta`` (K, depth d) long double. Exp or logistic loss, rules 0-2.
+    Returns ``(status, fail_step)`` as :func:`gd_linear_extended`.
+    """
+    c = _require_lib()
+    N, d = Z.shape
+    th, K, rec, rs = _ld_run_args(theta, rec_steps, rec_theta)
+    if theta.shape[0] != int(depth) * d:
+        raise ValueError(f"theta must have shape ({int(depth) * d},); got {theta.shape}.")
+    fail = ffi.new("long long *")
+    code = c.fb_gd_diagonal_ld(
+        _ld_ptr("Z", Z, (N, d), False), th, N, d, int(depth), _ld_scalar(lr), int(loss),
+        int(rule), int(step0), int(n_steps), rs, K, rec, _ld_scalar(s_floor), fail,
+    )  # fmt: skip
+    return _translate(code, int(fail[0]), "fb_gd_diagonal_ld")
+
+
+def gd_fc_extended(Z, theta, dims, offsets, lr, loss, rule, step0, n_steps, rec_steps,
+                   rec_theta, s_floor) -> tuple[int, int]:  # fmt: skip
+    """GD on a fully connected linear network ``beta = W_1 .. W_{L-1} w_L`` (Gunasekar et
+    al. eq. 1) in long double, in factored form (``fb_gd_fc_ld``).
+
+    The run of ``_reference.gd_model`` (Gunasekar et al. 2018, eq. 7) with the network's
+    predictor and VJP in ``np.longdouble``, to long double round-off. ``dims`` (L,) int64
+    (``dims[0] = d``) and ``offsets`` (L,) int64 as :func:`gd_fc_float64`; ``Z``, ``theta``
+    and ``rec_theta`` long double. Returns ``(status, fail_step)`` as
+    :func:`gd_linear_extended`.
+    """
+    c = _require_lib()
+    N, d = Z.shape
+    L = dims.shape[0]
+    th, K, rec, rs = _ld_run_args(theta, rec_steps, rec_theta)
+    fail = ffi.new("long long *")
+    code = c.fb_gd_fc_ld(
+        _ld_ptr("Z", Z, (N, d), False), th, N, d, theta.shape[0], L,
+        _i64_ptr("dims", dims, (L,)), _i64_ptr("offsets", offsets, (L,)), _ld_scalar(lr),
+        int(loss), int(rule), int(step0), int(n_steps), rs, K, rec, _ld_scalar(s_floor), fail,
+    )  # fmt: skip
+    return _translate(code, int(fail[0]), "fb_gd_fc_ld")

@@ -140,6 +140,28 @@ def extended_tensor_runner(layout: TensorLayout, Z: np.ndarray, loss: int):
     return run
 
 
+def extended_factored_runner(name: str, Z: np.ndarray, loss: int, args: tuple):
+    """The long double kernel ``kernels._c.gd_<name>_extended`` in factored form (``name``
+    ``"diagonal"`` or ``"fc"``, csrc/fb_deep_ld.c) bound to ``Z`` and the model's ``args``, or
+    None when the C extension lacks it (a build older than the Python code).
+
+    ``run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor) -> (status, step)``
+    with ``theta`` and ``rec_theta`` of dtype ``np.longdouble``, as
+    :func:`extended_tensor_runner`'s.
+    """
+    from ..kernels import _c
+
+    if loss not in (0, 1) or not _c.available() or not hasattr(_c.lib, f"fb_gd_{name}_ld"):
+        return None
+    fn = getattr(_c, f"gd_{name}_extended")
+    Zk = np.ascontiguousarray(Z, dtype=np.longdouble)
+
+    def run(theta, lr, rule, step0, n_steps, rec_steps, rec_theta, floor):
+        return fn(Zk, theta, *args, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor)
+
+    return run
+
+
 def tensor_gradient_data(layout: TensorLayout, Z: np.ndarray) -> tuple:
     """The generic-gradient arguments (see ``Model.gradient_data``) of a tensor network."""
     from ..kernels._numba_flow import KIND_TENSOR

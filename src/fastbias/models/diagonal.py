@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._base import ConvergenceCondition, Model, Runner, generic_runner, kernel_data
-from ._layouts import diagonal_layout, extended_tensor_runner
+from ._layouts import diagonal_layout, extended_factored_runner, extended_tensor_runner
 
 
 class Diagonal(Model):
@@ -51,7 +51,10 @@ class Diagonal(Model):
         return ConvergenceCondition(lam, lam > 0, "Yun et al. 2021, Corollary 2")
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
-        if precision == "extended":  # the long double tensor kernel on the same layout
+        if precision == "extended":  # long double, factored (else the tensor kernel)
+            run = extended_factored_runner("diagonal", Z, loss, (self.depth,))
+            if run is not None:
+                return run
             return extended_tensor_runner(diagonal_layout(Z.shape[1], self.depth), Z, loss)
         from ..kernels._deep import gd_diagonal
 

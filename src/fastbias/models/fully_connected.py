@@ -7,7 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._base import ConvergenceCondition, Model, Runner, generic_runner, kernel_data, layer_offsets
-from ._layouts import extended_tensor_runner, fully_connected_layout
+from ._layouts import (
+    extended_factored_runner,
+    extended_tensor_runner,
+    fully_connected_layout,
+)
 
 
 class FullyConnected(Model):
@@ -107,14 +111,17 @@ class FullyConnected(Model):
         return ConvergenceCondition(lam, lam > 0, "Yun et al. 2021, Theorem 7.1")
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
-        if precision == "extended":  # the long double tensor kernel on the same layout
+        dims = self.dims(Z.shape[1])
+        sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        if precision == "extended":  # long double, factored (else the tensor kernel)
+            run = extended_factored_runner("fc", Z, loss, (dims, offsets))
+            if run is not None:
+                return run
             layout = fully_connected_layout(Z.shape[1], self.widths)
             return extended_tensor_runner(layout, Z, loss)
         from ..kernels._deep import gd_fully_connected
 
-        dims = self.dims(Z.shape[1])
-        sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         return generic_runner(
             gd_fully_connected,
             Z,

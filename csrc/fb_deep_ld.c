@@ -1,0 +1,464 @@
+/* Gradient descent on diagonal and fully connected linear networks in long double, in the
+ * factored form of the float64 kernels (fb_deep_f64.c), for precision="extended".
+ *
+ * Specification: _reference.gd_model (Gunasekar et al. 2018, eq. 7: GD on the parameters of
+ * f(x) = <x, P(theta)>) with the models' predictor and VJP, run in np.longdouble. A step is
+ * the predictor beta = P(theta) (O(P)), the margins m = Z beta and G = Z^T q (O(N d) each,
+ * the log-domain weights q of fb_ld_step.h in between), the VJP and the update (O(P)); the
+ * step rules, divergence test, recording and return codes are those of fb_tensor_ld.c,
+ * which ran these models before as tensor networks in the time domain (O(nnz L) per step
+ * for the predictor and again for the VJP, with two index loads per factor).
+ *
+ * Where the time goes (x87, no SIMD for 80-bit numbers). The two O(N d) products dominate
+ * at the sizes of the benchmarks (d = N = 64: 8192 multiply-adds against 64 exponentials and
+ * O(L d) for the rest). On this AMD EPYC an x87 multiply-add whose operands are both 80-bit
+ * numbers in memory costs ~4 ns (the 80-bit loads, FLD m80, are the bottleneck, not the
+ * arithmetic); with the data held as doubles (FLD m64 / FMUL m64 are cheap) and four rows
+ * sharing each 80-bit load of beta (or q), 0.7 ns. So the data are kept here as doubles:
+ * Z = Zh + Zl with Zh = (double)Z and Zl = (double)(Z - Zh), both exact; Zl is only read
+ * when some entry of it is nonzero (data given in float64, the usual case, have Zl = 0), and
+ * then Zh + Zl is formed exactly in x87 registers. Z^T is stored too, so that G = Z^T q is
+ * the same row-blocked loop as the margins.
+ *
+ * Same compilation rules as fb_linear.c and fb_tensor_ld.c: no -ffast-math, no contraction.
+ */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastbias.h"
+#include "fb_ld_step.h"
+
+/* The data rows as doubles: Z (N, d) and Z^T (d, N), hi and (if has_lo) lo parts. */
+typedef struct {
+    long long N, d;
+    double *Zh, *Zl, *ZTh, *ZTl;
+    int has_lo;
+} fb_ld_data;
+
+/* Split the long double rows into exact double pairs; returns 0, or -4 (memory) or -1 (an
+ * entry outside the double range, which the splitting cannot hold). */
+static int fb_ld_data_init(fb_ld_data *D, const long double *Z, long long N, long long d)
+{
+    const long long n_all = N * d;
+    long long n, j;
+    D->N = N;
+    D->d = d;
+    D->has_lo = 0;
+    D->Zh = (double *)malloc((size_t)(4 * n_all) * sizeof(double));
+    if (D->Zh == NULL) {
+        return -4;
+    }
+    D->Zl = D->Zh + n_all;
+    D->ZTh = D->Zl + n_all;
+    D->ZTl = D->ZTh + n_all;
+    for (n = 0; n < N; ++n) {
+        for (j = 0; j < d; ++j) {
+            const long double z = Z[n * d + j];
+            const double h = (double)z;
+            const double l = (double)(z - (long double)h);
+            if (!isfinite(h) || !isfinite(l)) {
+                free(D->Zh);
+                D->Zh = NULL;
+                return -1;
+            }
+            D->Zh[n * d + j] = h;
+            D->Zl[n * d + j] = l;
+            D->ZTh[j * N + n] = h;
+            D->ZTl[j * N + n] = l;
+            D->has_lo |= (l != 0.0);
+        }
+    }
+    return 0;
+}
+
+/* out[r] = sum_c (Ah + Al)[r, c] v[c] for a (rows, cols) row-major matrix of double pairs
+ * (Al == NULL: Ah alone), four rows at a time so that each 80-bit load of v serves four
+ * multiply-adds; sums in index order within a row. */
+static void fb_ld_matvec(const double *Ah, const double *Al, long long rows, long long cols,
+                         const long double *v, long double *out)
+{
+    long long r = 0, c;
+    for (; r + 4 <= rows; r += 4) {
+        const double *a0 = Ah + r * cols, *a1 = a0 + cols, *a2 = a1 + cols, *a3 = a2 + cols;
+        long double s0 = 0.0L, s1 = 0.0L, s2 = 0.0L, s3 = 0.0L;
+        if (Al == NULL) {
+            for (c = 0; c < cols; ++c) {
+                const long double x = v[c];
+                s0 += a0[c] * x;
+                s1 += a1[c] * x;
+                s2 += a2[c] * x;
+                s3 += a3[c] * x;
+            }
+        } else {
+            const double *l0 = Al + r * cols, *l1 = l0 + cols, *l2 = l1 + cols, *l3 = l2 + cols;
+            for (c = 0; c < cols; ++c) {
+                const long double x = v[c];
+                s0 += ((long double)a0[c] + l0[c]) * x;
+                s1 += ((long double)a1[c] + l1[c]) * x;
+                s2 += ((long double)a2[c] + l2[c]) * x;
+                s3 += ((long double)a3[c] + l3[c]) * x;
+            }
+        }
+        out[r] = s0;
+        out[r + 1] = s1;
+        out[r + 2] = s2;
+        out[r + 3] = s3;
+    }
+    for (; r < rows; ++r) {
+        const double *a = Ah + r * cols;
+        long double s = 0.0L;
+        if (Al == NULL) {
+            for (c = 0; c < cols; ++c) {
+                s += a[c] * v[c];
+            }
+        } else {
+            const double *l = Al + r * cols;
+            for (c = 0; c < cols; ++c) {
+                s += ((long double)a[c] + l[c]) * v[c];
+            }
+        }
+        out[r] = s;
+    }
+}
+
+/* sum_i a[i] b[i], two running sums */
+static long double fb_ld_dot(const long double *a, const long double *b, long long n)
+{
+    long double s0 = 0.0L, s1 = 0.0L;
+    long long i = 0;
+    for (; i + 2 <= n; i += 2) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+    }
+    if (i < n) {
+        s0 += a[i] * b[i];
+    }
+    return s0 + s1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The models. theta is the flat parameter vector of the Python model (layers one after the
+ * other); beta (d), G (d) are written by the caller's step. */
+
+enum { FB_LD_DIAG = 0, FB_LD_FC = 1 };
+
+typedef struct {
+    int kind;
+    long long d, P, L;
+    /* fully connected: layer l < L-1 is W_l (dims[l] x dims[l+1]) at offsets[l], the last
+     * w_L (dims[L-1]); right + l width = W_l .. w_L; avec + l width = a_l (a_0 = G,
+     * a_{l+1} = W_l^T a_l), so the gradient of W_l is a_l right_{l+1}^T, that of w_L a_{L-1} */
+    const long long *dims, *offsets;
+    long long width;
+    long double *right, *avec;
+    /* diagonal: prefix + l d = w_1 * .. * w_{l+1}; g the gradient (P) */
+    long double *prefix, *g;
+    long double *beta, *G;
+} fb_ld_model;
+
+/* beta = P(theta) */
+static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
+{
+    const long long d = M->d, L = M->L;
+    long long l, j, r;
+    if (M->kind == FB_LD_DIAG) {
+        /* beta = w_1 * w_2 * .. * w_L (Yun et al. eq. 11) */
+        memcpy(M->prefix, theta, (size_t)d * sizeof(long double));
+        for (l = 1; l < L; ++l) {
+            const long double *prev = M->prefix + (l - 1) * d, *w = theta + l * d;
+            long double *cur = M->prefix + l * d;
+            for (j = 0; j < d; ++j) {
+                cur[j] = prev[j] * w[j];
+            }
+        }
+        memcpy(M->beta, M->prefix + (L - 1) * d, (size_t)d * sizeof(long double));
+        return;
+    }
+    /* beta = W_1 (W_2 (.. w_L)) (Gunasekar et al. eq. 1) */
+    {
+        const long long wd = M->width;
+        memcpy(M->right + (L - 1) * wd, theta + M->offsets[L - 1],
+               (size_t)M->dims[L - 1] * sizeof(long double));
+        for (l = L - 2; l >= 0; --l) {
+            const long long rows = M->dims[l], cols = M->dims[l + 1];
+            const long double *W = theta + M->offsets[l], *src = M->right + (l + 1) * wd;
+            long double *dst = M->right + l * wd;
+            for (r = 0; r < rows; ++r) {
+                dst[r] = fb_ld_dot(W + r * cols, src, cols);
+            }
+        }
+        memcpy(M->beta, M->right, (size_t)d * sizeof(long double));
+    }
+}
+
+/* The VJP J_P(theta)^T G (kept in the model's scratch); returns its squared norm. */
+static long double fb_ld_vjp(fb_ld_model *M, const long double *theta)
+{
+    const long long d = M->d, L = M->L;
+    long double n2 = 0.0L;
+    long long l, j, r, c;
+    if (M->kind == FB_LD_DIAG) {
+        /* g_l = G * prod_{k<l} w_k * prod_{k>l} w_k, suffix products from the last layer */
+        long double *suffix = M->beta; /* beta is not needed any more */
+        memcpy(suffix, M->G, (size_t)d * sizeof(long double));
+        for (l = L - 1; l >= 0; --l) {
+            long double *g = M->g + l * d;
+            const long double *w = theta + l * d;
+            if (l > 0) {
+                const long double *left = M->prefix + (l - 1) * d;
+                for (j = 0; j < d; ++j) {
+                    g[j] = left[j] * suffix[j];
+                }
+            } else {
+                memcpy(g, suffix, (size_t)d * sizeof(long double));
+            }
+            for (j = 0; j < d; ++j) {
+                suffix[j] *= w[j];
+            }
+            n2 += fb_ld_dot(g, g, d);
+        }
+        return n2;
+    }
+    {
+        /* no gradient is formed: ||g||^2 = sum_{l<L-1} ||a_l||^2 ||right_{l+1}||^2
+         * + ||a_{L-1}||^2 (exact algebra; the update forms a_l[r] right_{l+1}[c] itself) */
+        const long long wd = M->width;
+        memcpy(M->avec, M->G, (size_t)d * sizeof(long double));
+        for (l = 0; l < L - 1; ++l) {
+            const long long rows = M->dims[l], cols = M->dims[l + 1];
+            const long double *W = theta + M->offsets[l], *a = M->avec + l * wd;
+            const long double *rg = M->right + (l + 1) * wd;
+            long double *b = M->avec + (l + 1) * wd;
+            for (c = 0; c < cols; ++c) {
+                b[c] = 0.0L;
+            }
+            for (r = 0; r < rows; ++r) {
+                const long double ar = a[r];
+                const long double *Wr = W + r * cols;
+                for (c = 0; c < cols; ++c) {
+                    b[c] += ar * Wr[c];
+                }
+            }
+            n2 += fb_ld_dot(a, a, rows) * fb_ld_dot(rg, rg, cols);
+        }
+        n2 += fb_ld_dot(M->avec + (L - 1) * wd, M->avec + (L - 1) * wd, M->dims[L - 1]);
+        return n2;
+    }
+}
+
+/* theta += factor * g */
+static void fb_ld_update(fb_ld_model *M, long double *theta, long double factor)
+{
+    const long long L = M->L;
+    long long l, i, r, c;
+    if (M->kind == FB_LD_DIAG) {
+        for (i = 0; i < M->P; ++i) {
+            theta[i] += factor * M->g[i];
+        }
+        return;
+    }
+    {
+        const long long wd = M->width;
+        for (l = 0; l < L - 1; ++l) {
+            const long long rows = M->dims[l], cols = M->dims[l + 1];
+            long double *W = theta + M->offsets[l];
+            const long double *a = M->avec + l * wd, *rg = M->right + (l + 1) * wd;
+            for (r = 0; r < rows; ++r) {
+                const long double ar = a[r];
+                long double *Wr = W + r * cols;
+                for (c = 0; c < cols; ++c) {
+                    Wr[c] += factor * (ar * rg[c]); /* g = a_l right_{l+1}^T, as the VJP */
+                }
+            }
+        }
+        {
+            long double *w = theta + M->offsets[L - 1];
+            const long double *a = M->avec + (L - 1) * wd;
+            for (i = 0; i < M->dims[L - 1]; ++i) {
+                w[i] += factor * a[i];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The run: the steps of _reference.gd_model. */
+
+static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, long double *m,
+                     long double *q, long double lr, int loss, int rule, long long step0,
+                     long long n_steps, const long long *rec_steps, long long K,
+                     long double *rec_theta, long double s_floor, long long *fail_step)
+{
+    const long long N = D->N, d = D->d, P = M->P;
+    const double *Zl = D->has_lo ? D->Zl : NULL, *ZTl = D->has_lo ? D->ZTl : NULL;
+    long long t, n, k = 0;
+    int status = 0;
+
+    for (t = step0; t < step0 + n_steps; ++t) {
+        long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L, n2;
+
+        fb_ld_predictor(M, theta);
+        /* m = Z beta and the divergence test "min(m) > s_floor" (false for NaN too) */
+        fb_ld_matvec(D->Zh, Zl, N, d, M->beta, m);
+        for (n = 0; n < N; ++n) {
+            if (!(m[n] > s_floor)) {
+                status = 1;
+                break;
+            }
+            if (n == 0 || m[n] < s) {
+                s = m[n];
+            }
+        }
+        if (status) {
+            break;
+        }
+        /* the weights (and the loss-scaled rule's sum) of fb_ld_step.h without its G (d = 0:
+         * the logistic shifted branch leaves q = E, finished here); then G = Z^T q */
+        log_scale = fb_ld_weights_G(m, m, q, M->G, N, 0, s, loss, rule, &exp_log_scale, &total);
+        if (loss == 1 && !(s < 0.0L)) {
+            for (n = 0; n < N; ++n) {
+                q[n] = q[n] / (1.0L + exp_log_scale * q[n]);
+            }
+        }
+        fb_ld_matvec(D->ZTh, ZTl, d, N, q, M->G);
+
+        n2 = fb_ld_vjp(M, theta);
+        if (!(n2 < (long double)INFINITY)) {
+            status = 1;
+            break;
+        }
+        if (rule == 0) {
+            if (loss == 0) {
+                exp_log_scale = expl(log_scale);
+            }
+            factor = lr * exp_log_scale;
+        } else if (rule == 1) {
+            factor = n2 > 0.0L ? lr / sqrtl(n2) : 0.0L;
+        } else {
+            factor = lr / total;
+        }
+        fb_ld_update(M, theta, factor);
+        if (k < K && rec_steps[k] == t + 1) {
+            memcpy(rec_theta + k * P, theta, (size_t)P * sizeof(long double));
+            ++k;
+        }
+    }
+    *fail_step = status ? t : step0 + n_steps;
+    return status;
+}
+
+static int fb_ld_check(const long double *Z, const long double *theta, long long N, long long d,
+                       long long L, int loss, int rule, long long n_steps,
+                       const long long *rec_steps, long long K, const long double *rec_theta,
+                       const long long *fail_step)
+{
+    if (Z == NULL || theta == NULL || fail_step == NULL || N < 1 || d < 1 || L < 1 || K < 0
+        || n_steps < 0 || (K > 0 && (rec_steps == NULL || rec_theta == NULL))) {
+        return -1;
+    }
+    if (loss != 0 && loss != 1) {
+        return -2;
+    }
+    if (rule != 0 && rule != 1 && rule != 2) {
+        return -3;
+    }
+    return 0;
+}
+
+int fb_gd_diagonal_ld(const long double *Z, long double *theta, long long N, long long d,
+                      long long L, long double lr, int loss, int rule, long long step0,
+                      long long n_steps, const long long *rec_steps, long long K,
+                      long double *rec_theta, long double s_floor, long long *fail_step)
+{
+    fb_ld_model M;
+    fb_ld_data D;
+    long double *work;
+    int code = fb_ld_check(Z, theta, N, d, L, loss, rule, n_steps, rec_steps, K, rec_theta,
+                           fail_step);
+    if (code) {
+        return code;
+    }
+    memset(&M, 0, sizeof M);
+    M.kind = FB_LD_DIAG;
+    M.d = d;
+    M.L = L;
+    M.P = L * d;
+    /* m, q (N each), beta, G (d each), prefix, g (L d each) */
+    work = (long double *)malloc((size_t)(2 * N + 2 * d + 2 * L * d) * sizeof(long double));
+    if (work == NULL) {
+        return -4;
+    }
+    code = fb_ld_data_init(&D, Z, N, d);
+    if (code) {
+        free(work);
+        return code;
+    }
+    M.beta = work + 2 * N;
+    M.G = M.beta + d;
+    M.prefix = M.G + d;
+    M.g = M.prefix + L * d;
+    code = fb_ld_run(&M, &D, theta, work, work + N, lr, loss, rule, step0, n_steps, rec_steps,
+                     K, rec_theta, s_floor, fail_step);
+    free(D.Zh);
+    free(work);
+    return code;
+}
+
+int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long d, long long P,
+                long long L, const long long *dims, const long long *offsets, long double lr,
+                int loss, int rule, long long step0, long long n_steps,
+                const long long *rec_steps, long long K, long double *rec_theta,
+                long double s_floor, long long *fail_step)
+{
+    fb_ld_model M;
+    fb_ld_data D;
+    long double *work;
+    long long l, width = 0;
+    int code = fb_ld_check(Z, theta, N, d, L, loss, rule, n_steps, rec_steps, K, rec_theta,
+                           fail_step);
+    if (code) {
+        return code;
+    }
+    if (dims == NULL || offsets == NULL || dims[0] != d) {
+        return -1;
+    }
+    for (l = 0; l < L; ++l) {
+        const long long size = l < L - 1 ? dims[l] * dims[l + 1] : dims[l];
+        if (dims[l] < 1 || offsets[l] < 0 || offsets[l] + size > P) {
+            return -1;
+        }
+        if (dims[l] > width) {
+            width = dims[l];
+        }
+    }
+    memset(&M, 0, sizeof M);
+    M.kind = FB_LD_FC;
+    M.d = d;
+    M.L = L;
+    M.P = P;
+    M.dims = dims;
+    M.offsets = offsets;
+    M.width = width;
+    /* m, q (N each), beta, G (d each), right, avec (L width each) */
+    work = (long double *)malloc((size_t)(2 * N + 2 * d + 2 * L * width)
+                                 * sizeof(long double));
+    if (work == NULL) {
+        return -4;
+    }
+    code = fb_ld_data_init(&D, Z, N, d);
+    if (code) {
+        free(work);
+        return code;
+    }
+    M.beta = work + 2 * N;
+    M.G = M.beta + d;
+    M.right = M.G + d;
+    M.avec = M.right + L * width;
+    code = fb_ld_run(&M, &D, theta, work, work + N, lr, loss, rule, step0, n_steps, rec_steps,
+                     K, rec_theta, s_floor, fail_step);
+    free(D.Zh);
+    free(work);
+    return code;
+}
