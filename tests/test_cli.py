@@ -118,3 +118,21 @@ def test_run_checkpoint_and_resume(tmp_path, capsys):
     direct = fb.train(X, y, model="diag:2", steps=1000)
     np.testing.assert_array_equal(summary["coef"], direct.coef)
     capsys.readouterr()
+
+
+def test_demo_notice_tells_an_empty_kernel_cache(tmp_path):
+    """With numba's cache empty, the demo says it will compile first (a silent minute would
+    look like a hang); with it filled (this process has run the kernels), it does not."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from fastbias.cli import _kernels_cached; print(_kernels_cached())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+    X, y = fb.datasets.soudry2018()
+    fb.train(X, y, steps=3, optimizer="momentum")  # compiles or loads both kernels, cached
+    from fastbias.cli import _kernels_cached
+
+    assert _kernels_cached()

@@ -131,6 +131,20 @@ def _reproduce(args) -> int:
     return 0 if report.passed else 1
 
 
+def _kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds the kernels the demo runs (best effort: True when
+    that cannot be told, so that the notice is never wrong by default)."""
+    try:
+        from .kernels._numba_history import history_rows
+        from .kernels._numba_optim import opt_model
+
+        return all(
+            Path(f._cache._cache_file._index_path).exists() for f in (opt_model, history_rows)
+        )
+    except Exception:  # numba's cache internals are private: no notice if they moved
+        return True
+
+
 def _demo(args) -> int:
     from . import experiments
 
@@ -138,6 +152,11 @@ def _demo(args) -> int:
         f"fastbias demo (= fastbias reproduce soudry2018-fig3.1): GD on the Soudry et al. "
         f"(2018) Figure 3.1 data, exp loss, {args.steps:,} steps, lr = 1/sigma_max(X)"
     )
+    if not _kernels_cached():
+        print(
+            "first run on this install: numba compiles the momentum and history kernels "
+            "(about a minute; cached on disk, later runs start at once)"
+        )
     try:
         report = experiments.reproduce(
             "soudry2018-fig3.1", out=args.out, steps=args.steps,
