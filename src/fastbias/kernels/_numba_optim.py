@@ -44,7 +44,7 @@ from numba import njit
 from . import STATUS_DIVERGED, STATUS_OK
 from ._numba import _FAST
 from ._numba_flow import make_network_workspace, make_workspace, model_gradient
-from ._numba_models import record
+from ._numba_models import predictor_step_scaled, record
 
 OPT_MOMENTUM = 0
 OPT_SGD = 1
@@ -280,6 +280,52 @@ def opt_model(
             kind, theta, XT, tt, loss, rule, 0, floor, ints, offsets, pos, jidx, vals, ws, cs,
             g, net, nws,
         )  # fmt: skip
+        if not ok:
+            return STATUS_DIVERGED, t
+        if not optimizer_step(
+            opt, theta, g, log_scale + log_batch, lsum, lr, rule, t, hyper, vel, sq, scale
+        ):
+            return STATUS_DIVERGED, t
+        k = record(theta, t + 1, k, rec_steps, rec_theta)
+    return STATUS_OK, step0 + n_steps
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def opt_linear(
+    ZT, targets, theta, lr, loss, rule, step0, n_steps, rec_steps, rec_theta, floor, opt, hyper,
+    batch, seed, vel, sq, scale,
+):  # fmt: skip
+    """:func:`opt_model` for the linear predictor alone (``KIND_LINEAR``): the same steps in
+    the same arithmetic (the gradient of ``_numba_models.predictor_step_scaled``, then
+    :func:`optimizer_step`), compiled without the other model kinds' code and without their
+    scratch tuples, which ``opt_model`` unpacks (and reference-counts) at every step.
+
+    Measured on the Figure 3.1 data (momentum, 2-core VM under load): ~670 ns per step through
+    ``opt_model`` (quiet machine) against the numba GD kernel's ~130; the first call compiles
+    in a fraction of ``opt_model``'s time (``fastbias demo`` runs momentum on this model).
+    """
+    d, N = ZT.shape
+    B = _batch_size(opt, batch, N)
+    nb = B if opt == OPT_SGD else N
+    ZTb = np.empty((d, B))
+    tb = np.empty(B)
+    perm = np.empty(N, dtype=np.int64)
+    epoch_of_perm = np.full(1, -1, dtype=np.int64)
+    log_batch = math.log(N / B)
+    XT = ZTb if opt == OPT_SGD else ZT
+    tt = tb if opt == OPT_SGD else targets
+    m = np.empty(nb)
+    ubuf = np.empty(nb)
+    ubits = ubuf.view(np.int64)
+    a = np.empty(nb)
+    g = np.empty(theta.shape[0])
+    k = 0
+    for t in range(step0, step0 + n_steps):
+        if opt == OPT_SGD:
+            gather_batch(ZT, targets, t, B, seed, perm, epoch_of_perm, ZTb, tb)
+        ok, log_scale, lsum = predictor_step_scaled(
+            XT, theta, tt, loss, rule, floor, m, ubuf, ubits, a, g, 0
+        )
         if not ok:
             return STATUS_DIVERGED, t
         if not optimizer_step(

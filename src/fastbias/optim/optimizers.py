@@ -387,13 +387,17 @@ def make_optimizer_runner(
     opts = check_optimizer(optimizer, options, model=mdl, n_samples=N)
     n_params = mdl.n_params(d)
     from ..kernels import _numba_optim as K
+    from ..kernels._numba_flow import KIND_LINEAR
 
     if isinstance(mdl, Network) and not mdl.linear_predictor and loss_code != 2:
         # Z holds the inputs X and targets the labels
         if not np.all(np.abs(tc) == 1.0):
             raise ValueError("a ReLU network's labels must be -1 or +1 (pass X and y).")
     kind, ZT, ints, offsets, pos, jidx, vals, net = gradient_data(mdl, Zc)
-    kernel = K.opt_model
-    before = (kind, ZT, tc)
-    after = (ints, offsets, pos, jidx, vals, net)
+    if kind == KIND_LINEAR:  # its own kernel: compiles faster, no scratch tuples per step
+        kernel, before, after = K.opt_linear, (ZT, tc), ()
+    else:
+        kernel = K.opt_model
+        before = (kind, ZT, tc)
+        after = (ints, offsets, pos, jidx, vals, net)
     return OptimizerRunner(kernel, optimizer, opts, before, after, loss_code, n_params, N)
