@@ -155,7 +155,7 @@ def _demo(args) -> int:
     if not _kernels_cached():
         print(
             "first run on this install: numba compiles the momentum and history kernels "
-            "(about a minute; cached on disk, later runs start at once)"
+            "(up to a minute; cached on disk, later runs start at once)"
         )
     try:
         report = experiments.reproduce(
