@@ -5,6 +5,7 @@ same step in NumPy and PyTorch eager. ``extra_info["steps"]`` gives the per-step
 """
 
 import cloops
+import extended_ratio
 import jobs
 import numpy as np
 import pytest
@@ -140,3 +141,14 @@ def test_train_batch_64_figure31_runs(benchmark, mode, monkeypatch):
     benchmark.extra_info["run_steps"] = 64 * 100_000
     fb.train_batch(X, y, lrs=lrs, **{**kw, "steps": 10})
     benchmark.pedantic(lambda: fb.train_batch(X, y, lrs=lrs, **kw), rounds=3, iterations=1)
+
+
+@pytest.mark.parametrize("precision", ["float64", "extended"])
+@pytest.mark.parametrize("job", list(extended_ratio.JOBS))
+def test_extended_precision_step(benchmark, job, precision):
+    """precision="extended" (csrc/fb_deep_ld.c, fb_conv_ld.c) against float64, per step:
+    ``extra_info["steps"]``; ``python bench/extended_ratio.py`` prints the ratios."""
+    benchmark.group = f"{job}, exp-loss GD step, float64 vs extended"
+    fn, steps = extended_ratio.step_run(job, precision)
+    benchmark.extra_info["steps"] = steps
+    benchmark(fn)

@@ -28,100 +28,9 @@
 #include <string.h>
 
 #include "fastbias.h"
+#define FB_LD_FAST_EXP 1 /* fb_expl_fast for the exp-loss weights (fb_ld_step.h) */
 #include "fb_ld_step.h"
-
-/* The data rows as doubles: Z (N, d) and Z^T (d, N), hi and (if has_lo) lo parts. */
-typedef struct {
-    long long N, d;
-    double *Zh, *Zl, *ZTh, *ZTl;
-    int has_lo;
-} fb_ld_data;
-
-/* Split the long double rows into exact double pairs; returns 0, or -4 (memory) or -1 (an
- * entry outside the double range, which the splitting cannot hold). */
-static int fb_ld_data_init(fb_ld_data *D, const long double *Z, long long N, long long d)
-{
-    const long long n_all = N * d;
-    long long n, j;
-    D->N = N;
-    D->d = d;
-    D->has_lo = 0;
-    D->Zh = (double *)malloc((size_t)(4 * n_all) * sizeof(double));
-    if (D->Zh == NULL) {
-        return -4;
-    }
-    D->Zl = D->Zh + n_all;
-    D->ZTh = D->Zl + n_all;
-    D->ZTl = D->ZTh + n_all;
-    for (n = 0; n < N; ++n) {
-        for (j = 0; j < d; ++j) {
-            const long double z = Z[n * d + j];
-            const double h = (double)z;
-            const double l = (double)(z - (long double)h);
-            if (!isfinite(h) || !isfinite(l)) {
-                free(D->Zh);
-                D->Zh = NULL;
-                return -1;
-            }
-            D->Zh[n * d + j] = h;
-            D->Zl[n * d + j] = l;
-            D->ZTh[j * N + n] = h;
-            D->ZTl[j * N + n] = l;
-            D->has_lo |= (l != 0.0);
-        }
-    }
-    return 0;
-}
-
-/* out[r] = sum_c (Ah + Al)[r, c] v[c] for a (rows, cols) row-major matrix of double pairs
- * (Al == NULL: Ah alone), four rows at a time so that each 80-bit load of v serves four
- * multiply-adds; sums in index order within a row. */
-static void fb_ld_matvec(const double *Ah, const double *Al, long long rows, long long cols,
-                         const long double *v, long double *out)
-{
-    long long r = 0, c;
-    for (; r + 4 <= rows; r += 4) {
-        const double *a0 = Ah + r * cols, *a1 = a0 + cols, *a2 = a1 + cols, *a3 = a2 + cols;
-        long double s0 = 0.0L, s1 = 0.0L, s2 = 0.0L, s3 = 0.0L;
-        if (Al == NULL) {
-            for (c = 0; c < cols; ++c) {
-                const long double x = v[c];
-                s0 += a0[c] * x;
-                s1 += a1[c] * x;
-                s2 += a2[c] * x;
-                s3 += a3[c] * x;
-            }
-        } else {
-            const double *l0 = Al + r * cols, *l1 = l0 + cols, *l2 = l1 + cols, *l3 = l2 + cols;
-            for (c = 0; c < cols; ++c) {
-                const long double x = v[c];
-                s0 += ((long double)a0[c] + l0[c]) * x;
-                s1 += ((long double)a1[c] + l1[c]) * x;
-                s2 += ((long double)a2[c] + l2[c]) * x;
-                s3 += ((long double)a3[c] + l3[c]) * x;
-            }
-        }
-        out[r] = s0;
-        out[r + 1] = s1;
-        out[r + 2] = s2;
-        out[r + 3] = s3;
-    }
-    for (; r < rows; ++r) {
-        const double *a = Ah + r * cols;
-        long double s = 0.0L;
-        if (Al == NULL) {
-            for (c = 0; c < cols; ++c) {
-                s += a[c] * v[c];
-            }
-        } else {
-            const double *l = Al + r * cols;
-            for (c = 0; c < cols; ++c) {
-                s += ((long double)a[c] + l[c]) * v[c];
-            }
-        }
-        out[r] = s;
-    }
-}
+#include "fb_ld_dd.h"
 
 /* sum_i a[i] b[i], two running sums */
 static long double fb_ld_dot(const long double *a, const long double *b, long long n)
@@ -136,6 +45,62 @@ static long double fb_ld_dot(const long double *a, const long double *b, long lo
         s0 += a[i] * b[i];
     }
     return s0 + s1;
+}
+
+/* out = A v for a long double (rows, cols) matrix, four rows sharing each load of v */
+static void fb_ld_gemv(const long double *A, long long rows, long long cols,
+                       const long double *v, long double *out)
+{
+    long long r = 0, c;
+    for (; r + 4 <= rows; r += 4) {
+        const long double *a0 = A + r * cols, *a1 = a0 + cols, *a2 = a1 + cols, *a3 = a2 + cols;
+        long double s0 = 0.0L, s1 = 0.0L, s2 = 0.0L, s3 = 0.0L;
+        for (c = 0; c < cols; ++c) {
+            const long double x = v[c];
+            s0 += a0[c] * x;
+            s1 += a1[c] * x;
+            s2 += a2[c] * x;
+            s3 += a3[c] * x;
+        }
+        out[r] = s0;
+        out[r + 1] = s1;
+        out[r + 2] = s2;
+        out[r + 3] = s3;
+    }
+    for (; r < rows; ++r) {
+        out[r] = fb_ld_dot(A + r * cols, v, cols);
+    }
+}
+
+/* out = A^T a for a long double (rows, cols) matrix: four columns at a time, each load of
+ * a[r] serving four multiply-adds and no store in the inner loop (an x87 axpy over rows
+ * stores and reloads an 80-bit partial sum per multiply-add) */
+static void fb_ld_gemv_t(const long double *A, long long rows, long long cols,
+                         const long double *a, long double *out)
+{
+    long long r, c = 0;
+    for (; c + 4 <= cols; c += 4) {
+        const long double *p = A + c;
+        long double s0 = 0.0L, s1 = 0.0L, s2 = 0.0L, s3 = 0.0L;
+        for (r = 0; r < rows; ++r, p += cols) {
+            const long double x = a[r];
+            s0 += x * p[0];
+            s1 += x * p[1];
+            s2 += x * p[2];
+            s3 += x * p[3];
+        }
+        out[c] = s0;
+        out[c + 1] = s1;
+        out[c + 2] = s2;
+        out[c + 3] = s3;
+    }
+    for (; c < cols; ++c) {
+        long double s = 0.0L;
+        for (r = 0; r < rows; ++r) {
+            s += a[r] * A[r * cols + c];
+        }
+        out[c] = s;
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -162,7 +127,7 @@ typedef struct {
 static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
 {
     const long long d = M->d, L = M->L;
-    long long l, j, r;
+    long long l, j;
     if (M->kind == FB_LD_DIAG) {
         /* beta = w_1 * w_2 * .. * w_L (Yun et al. eq. 11) */
         memcpy(M->prefix, theta, (size_t)d * sizeof(long double));
@@ -182,12 +147,8 @@ static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
         memcpy(M->right + (L - 1) * wd, theta + M->offsets[L - 1],
                (size_t)M->dims[L - 1] * sizeof(long double));
         for (l = L - 2; l >= 0; --l) {
-            const long long rows = M->dims[l], cols = M->dims[l + 1];
-            const long double *W = theta + M->offsets[l], *src = M->right + (l + 1) * wd;
-            long double *dst = M->right + l * wd;
-            for (r = 0; r < rows; ++r) {
-                dst[r] = fb_ld_dot(W + r * cols, src, cols);
-            }
+            fb_ld_gemv(theta + M->offsets[l], M->dims[l], M->dims[l + 1],
+                       M->right + (l + 1) * wd, M->right + l * wd);
         }
         memcpy(M->beta, M->right, (size_t)d * sizeof(long double));
     }
@@ -198,7 +159,7 @@ static long double fb_ld_vjp(fb_ld_model *M, const long double *theta)
 {
     const long long d = M->d, L = M->L;
     long double n2 = 0.0L;
-    long long l, j, r, c;
+    long long l, j;
     if (M->kind == FB_LD_DIAG) {
         /* g_l = G * prod_{k<l} w_k * prod_{k>l} w_k, suffix products from the last layer */
         long double *suffix = M->beta; /* beta is not needed any more */
@@ -230,17 +191,7 @@ static long double fb_ld_vjp(fb_ld_model *M, const long double *theta)
             const long long rows = M->dims[l], cols = M->dims[l + 1];
             const long double *W = theta + M->offsets[l], *a = M->avec + l * wd;
             const long double *rg = M->right + (l + 1) * wd;
-            long double *b = M->avec + (l + 1) * wd;
-            for (c = 0; c < cols; ++c) {
-                b[c] = 0.0L;
-            }
-            for (r = 0; r < rows; ++r) {
-                const long double ar = a[r];
-                const long double *Wr = W + r * cols;
-                for (c = 0; c < cols; ++c) {
-                    b[c] += ar * Wr[c];
-                }
-            }
+            fb_ld_gemv_t(W, rows, cols, a, M->avec + (l + 1) * wd);
             n2 += fb_ld_dot(a, a, rows) * fb_ld_dot(rg, rg, cols);
         }
         n2 += fb_ld_dot(M->avec + (L - 1) * wd, M->avec + (L - 1) * wd, M->dims[L - 1]);
@@ -295,13 +246,18 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     const double *Zl = D->has_lo ? D->Zl : NULL, *ZTl = D->has_lo ? D->ZTl : NULL;
     long long t, n, k = 0;
     int status = 0;
+    const int use_dd = fb_dd_use();
+    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d)) * sizeof(double));
+    if (vsplit == NULL) {
+        return -4;
+    }
 
     for (t = step0; t < step0 + n_steps; ++t) {
         long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L, n2;
 
         fb_ld_predictor(M, theta);
         /* m = Z beta and the divergence test "min(m) > s_floor" (false for NaN too) */
-        fb_ld_matvec(D->Zh, Zl, N, d, M->beta, m);
+        fb_ld_products(D->Zh, Zl, D->ZTh, ZTl, N, d, M->beta, m, vsplit, use_dd);
         for (n = 0; n < N; ++n) {
             if (!(m[n] > s_floor)) {
                 status = 1;
@@ -322,7 +278,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
                 q[n] = q[n] / (1.0L + exp_log_scale * q[n]);
             }
         }
-        fb_ld_matvec(D->ZTh, ZTl, d, N, q, M->G);
+        fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd);
 
         n2 = fb_ld_vjp(M, theta);
         if (!(n2 < (long double)INFINITY)) {
@@ -346,6 +302,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
         }
     }
     *fail_step = status ? t : step0 + n_steps;
+    free(vsplit);
     return status;
 }
 

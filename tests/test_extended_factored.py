@@ -103,6 +103,8 @@ def _rel(a, b):
 
 
 CASES = [
+    (Diagonal(2), 37, 21),  # blocks of 8 rows (AVX2 double-double products) and a tail
+    (FullyConnected([9]), 29, 19),
     (Diagonal(2), 9, 5),
     (Diagonal(3), 13, 7),
     (Diagonal(1), 6, 4),
@@ -137,14 +139,14 @@ def test_factored_extended_matches_the_long_double_reference(model, N, d, loss, 
 def test_factored_extended_data_with_more_than_double_precision():
     """Rows y x given in long double with bits below double precision: the kernel holds them
     as exact double pairs (the second read only when nonzero)."""
-    X, y = random_separable(10, 6, seed=1)
+    X, y = random_separable(19, 17, seed=1)
     Z = (X * y[:, None]).astype(LD) * (1 + LD(2.0) ** -60)
     assert np.any(Z.astype(np.float64).astype(LD) != Z)
     for model in (Diagonal(2), FullyConnected([5])):
-        theta0 = model.flatten(model.init_params(6, None, 1.0, 0)).astype(LD)
+        theta0 = model.flatten(model.init_params(17, None, 1.0, 0)).astype(LD)
         kern, ref, _ = _runs(model, Z, theta0, 0.01, 0, 0, 200, np.array([200]))
         assert _rel(kern[2], ref[2]) < 1e-17
-        low = model.runner(Z.astype(np.float64), np.zeros(10), 0, "extended")
+        low = model.runner(Z.astype(np.float64), np.zeros(19), 0, "extended")
         theta = theta0.copy()
         low(
             theta, LD(0.01), 0, 0, 200, np.zeros(0, np.int64), np.zeros((0, theta.size), LD), -1e300
@@ -190,3 +192,22 @@ def test_factored_extended_train_and_argument_errors():
     with pytest.raises(ValueError):  # dims[0] is not d
         _c.gd_fc_extended(Z, np.zeros(14, LD), dims, offsets, 0.1, 0, 0, 0, 1, none,
                           np.zeros((0, 14), LD), -1e300)  # fmt: skip
+
+
+@pytest.mark.parametrize("model", [Diagonal(3), FullyConnected([7])])
+@pytest.mark.parametrize("loss", [0, 1])
+def test_double_double_and_x87_products_agree(model, loss, monkeypatch):
+    """FASTBIAS_NO_AVX2 selects the x87 loop for the O(N d) products (the fallback on CPUs
+    without AVX2/FMA): both agree to long double round-off."""
+    X, y = random_separable(41, 24, seed=9)
+    Z = X * y[:, None]
+    run = model.runner(Z, np.zeros(41), loss, "extended")
+    theta0 = model.flatten(model.init_params(24, None, 1.0, 0)).astype(LD)
+    none, rec0 = np.zeros(0, np.int64), np.zeros((0, theta0.size), LD)
+    out = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("FASTBIAS_NO_AVX2", flag)
+        theta = theta0.copy()
+        assert run(theta, LD(0.01), 0, 0, 300, none, rec0, LD(-1e300)) == (0, 300)
+        out.append(theta)
+    assert _rel(out[0], out[1]) < 1e-17
