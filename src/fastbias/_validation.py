@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,7 +114,7 @@ def check_positive(value: Any, name: str) -> float:
         value = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number > 0; got {value!r}.") from None
-    if not np.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be > 0 and finite; got {value}.")
     return value
 
@@ -124,7 +125,7 @@ def check_positive_int(value: Any, name: str) -> int:
         as_float = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}.") from None
-    if not np.isfinite(as_float) or as_float != int(as_float) or as_float < 1:
+    if not math.isfinite(as_float) or as_float != int(as_float) or as_float < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
     if as_float >= 2.0**62:
         raise ValueError(f"{name} must be below 2**62 (the kernels count in int64); got {value!r}.")

@@ -132,6 +132,11 @@ class Convolutional(Model):
     # ---- structure -------------------------------------------------------------------------
     def kernel_widths(self, d: int) -> list[int]:
         """``[k_1, ..., k_{L-1}, d]``; raises ValueError if some ``k_l`` is not in ``[1, d]``."""
+        if type(d) is int and d >= 1:  # (the usual call, checked in a few comparisons)
+            if self.kernel_sizes is None:
+                return [d] * self.depth
+            if max(self.kernel_sizes, default=1) <= d:
+                return [*self.kernel_sizes, d]
         if not _is_int(d) or d < 1:
             raise ValueError(f"the input dimension d must be an integer >= 1; got {d!r}.")
         d = int(d)

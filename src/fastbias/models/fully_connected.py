@@ -35,6 +35,9 @@ class FullyConnected(Model):
         return np.array([d, *self.widths], dtype=np.int64)
 
     def shapes(self, d: int) -> list[tuple[int, ...]]:
+        if type(d) is int:  # (the usual call: the same tuples without an array)
+            dims = [d, *self.widths]
+            return [(dims[i], dims[i + 1]) for i in range(len(dims) - 1)] + [(dims[-1],)]
         dims = self.dims(d)
         return [(int(a), int(b)) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [
             (int(dims[-1]),)

@@ -606,7 +606,19 @@ class Network(Model):
         """Structure arrays of ``kernels._numba_network.gd_network``. A layer runs through BLAS
         when it is mostly nonzero, has more than one row and column, and is big enough
         (``size * N >= 8192``); other layers loop over their nonzeros (BLAS calls cost more than
-        they save on tiny matrices and on the vector-shaped output layer)."""
+        they save on tiny matrices and on the vector-shaped output layer).
+
+        Built once per sample count (and activation) and kept; each call gets its own
+        (writable) copies of the arrays."""
+        key = (min(int(n_samples), 8192), self.relu, self.relu_grad_at_zero)  # (dense: size*N)
+        kept = self.__dict__.setdefault("_kernel_args_kept", {})
+        if key not in kept:
+            if len(kept) > 8:
+                kept.clear()
+            kept[key] = self._build_kernel_args(n_samples)
+        return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in kept[key])
+
+    def _build_kernel_args(self, n_samples: int) -> tuple:
         gidx, w_off, dense = [], [0], []
         nz_off, nz_row, nz_col, nz_par = [0], [], [], []
         for layer, g in enumerate(self.patterns):

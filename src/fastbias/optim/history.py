@@ -273,7 +273,12 @@ def _log_loss_rows(margins_s: np.ndarray, exps: np.ndarray, lossobj) -> np.ndarr
         return out
     s_min = s.min(axis=1)
     m_min = _ldexp64(s_min, exps)
-    shift = (m_min > 40.0) if lossobj.code != 0 else np.ones(K, dtype=bool)
+    if lossobj.code == 0:  # every row shifted (the branch below without the row selection)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            shifted = np.ldexp(s - s_min[:, None], exps[:, None])
+            out[:] = -m_min + np.log(np.sum(np.exp(-shifted), axis=1))
+        return out
+    shift = m_min > 40.0
     if shift.any():  # all rows at once (the history of a short run is a few rows)
         shifted = _ldexp64(s[shift] - s_min[shift, None], exps[shift, None])  # >= 0 or inf
         with np.errstate(under="ignore", divide="ignore"):
@@ -910,7 +915,7 @@ class Run:
         if self._coef is None:
             return
         coef64 = np.asarray(self._coef, dtype=np.float64)
-        if np.all(np.isfinite(coef64)):
+        if np.isfinite(coef64).all():
             if self.direction is None:
                 self._set_direction(np.asarray(self._coef).ravel(), 0)
             return

@@ -65,7 +65,12 @@ def _gd_run(spec: RunSpec, state: RunState, status: str) -> Run:
             spec.w_tilde, meta, theta_scale=rec_scale,
         )  # fmt: skip
         status = _frozen(status, spec, rec_steps, rec_theta, rec_scale, history)
-        if spec.loss != "squared" and not isinstance(mdl, (Linear, FullyConnected)):
+        if (
+            spec.loss != "squared"
+            and not isinstance(mdl, (Linear, FullyConnected))
+            and "min_margin" in history
+            and history["min_margin"][-1] <= 0  # (else warn_if_not_separable returns at once)
+        ):
             # (Linear and FullyConnected learn it at the start, from the reference)
             warn_if_not_separable(
                 spec.X, spec.y, history, stacklevel=user_stacklevel(), key=spec.data_key
