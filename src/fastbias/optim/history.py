@@ -915,7 +915,13 @@ class Run:
         if self._coef is None:
             return
         coef64 = np.asarray(self._coef, dtype=np.float64)
-        if np.isfinite(coef64).all():
+        if coef64 is self._coef and coef64.size:  # float64: one reduction checks and scales
+            top = float(np.abs(coef64).max())
+            if math.isfinite(top):
+                if self.direction is None:
+                    self._set_direction(coef64.ravel(), 0, top)
+                return
+        elif np.isfinite(coef64).all():
             if self.direction is None:
                 self._set_direction(np.asarray(self._coef).ravel(), 0)
             return
@@ -929,12 +935,16 @@ class Run:
             "finite) and run.log_coef_norm: beta = exp(log_coef_norm) * direction"
         )
 
-    def _set_direction(self, beta_s: np.ndarray, exponent: int) -> None:
+    def _set_direction(self, beta_s: np.ndarray, exponent: int, top: float | None = None) -> None:
+        """``direction`` and ``log_coef_norm`` of ``2**exponent beta_s`` (``top``: the
+        largest ``|beta_s|`` when the caller has it)."""
         beta_s = np.asarray(beta_s)
         if beta_s.dtype == np.float64 and beta_s.size:
             # _normalize_rows of the one row, then its norm and log norm, on scalars: the same
             # operations as below, bit for bit (frexp and the power-of-two scaling are exact)
-            ex = math.frexp(float(np.abs(beta_s).max()))[1]
+            if top is None:
+                top = float(np.abs(beta_s).max())
+            ex = math.frexp(top)[1]
             bn1 = np.ldexp(beta_s, -ex)
             n = float(norm(bn1))
             self.direction = bn1 / n if n > 0 else np.zeros(bn1.shape[0])

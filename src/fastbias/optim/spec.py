@@ -45,6 +45,14 @@ from ..losses import get_loss, log_total_loss
 from ..models import Linear, Model, Network, get_model
 from ..models.registry import model_entry, models_with_precision
 from .history import checkpoint_steps
+from .optimizers import check_optimizer, default_optimizer_lr
+from .reference import (
+    data_key,
+    flow_reference,
+    l1_reference,
+    resolve_reference,
+    solve_once,
+)
 
 __all__ = ["RunSpec", "build_spec", "default_lr", "PRECISIONS", "LOSSES"]
 
@@ -181,8 +189,6 @@ class RunSpec:
     def data_key(self) -> bytes:
         """The digest of ``(X, y)`` that exact solutions are cached by
         (:func:`fastbias.optim.reference.data_key`; computed once per spec)."""
-        from .reference import data_key
-
         return data_key(self.X, self.y)
 
     @property
@@ -315,8 +321,6 @@ def _checked_data(X: Any, y: Any, regression: bool) -> tuple[np.ndarray, np.ndar
             if hit is not None:
                 _DATA_CACHE.move_to_end(raw)
                 return hit
-    from .reference import data_key
-
     X_in, y_in = X, y
     X, y = check_X_targets(X, y) if regression else check_X_y(X, y)
     X, y = _own(X, X_in), _own(y, y_in)
@@ -340,8 +344,6 @@ def log_sigma(Z: np.ndarray, key: bytes | None = None) -> float:
     sigma_max(x)`` for labels +-1)."""
     if key is None:
         return log_sigma_max(Z)
-    from .reference import solve_once
-
     return solve_once(("log_sigma_max", key), lambda: log_sigma_max(Z))
 
 
@@ -372,7 +374,7 @@ def _deep_default_lr(
     """A heuristic safe step for a depth-L model: the linear one (with the exp loss's
     ``exp(-min margin)`` factor at the initial margins) divided by the size of the other
     layers' product (the Hessian of ``f`` scales like ``||theta||^(2(L-1))``)."""
-    log_lr = -2.0 * log_sigma(Z, key) - np.log(depth)
+    log_lr = -2.0 * log_sigma(Z, key) - np.log(float(depth))  # (a float: the fast scalar path)
     if lossname in ("exp", "exponential"):
         log_lr += min(float(margins0.min()), 0.0)
     theta_norm = float(vector_norm(theta0))
@@ -511,8 +513,6 @@ def build_spec(
         check_choice(step_rule, "step_rule", list(STEP_RULE_CODES))
         check_choice(precision, "precision", PRECISIONS)
         _check_precision(mdl, precision, loss)
-        from .optimizers import check_optimizer
-
         if optimizer == "sgd":
             optimizer_options = {"seed": 0 if seed is None else seed, **(optimizer_options or {})}
         opts = check_optimizer(
@@ -564,8 +564,6 @@ def build_spec(
             raise
         safe_lr = float("nan")  # the caller's lr is used; advice says to rescale X
     if lr is None:
-        from .optimizers import default_optimizer_lr
-
         lr = default_optimizer_lr(optimizer, opts, safe_lr, N)
     else:
         lr = check_positive(lr, "lr")
@@ -581,8 +579,6 @@ def build_spec(
                 "direction; pass reference=None (see fastbias.analysis for its optimality)."
             )
         reference = None
-    from .reference import l1_reference, resolve_reference
-
     if optimizer == "coordinate" and isinstance(reference, str) and reference == "auto":
         # greedy coordinate descent goes to the L1 max margin (Soudry Section 4.2)
         reference = l1_reference(X, y, key) if not regression else None
@@ -726,8 +722,6 @@ def _flow_spec(
     if network:
         ref_vec, ref_obj, w_tilde = None, None, None
     else:
-        from .reference import flow_reference
-
         ref_vec, ref_obj, w_tilde = flow_reference(
             reference, mdl, X, y, theta0, regression, loss, key
         )
@@ -790,8 +784,6 @@ def _multiclass_spec(X, labels, steps, lr, W0, step_rule, record) -> RunSpec:
             raise ValueError(f"W0 must have shape (d, K) = ({d}, {K}); got {W.shape}.")
         if not np.all(np.isfinite(W)):
             raise ValueError("W0 contains NaN or inf.")
-    from .reference import data_key
-
     try:  # 1 / sigma_max(X)**2 in log domain: a clear error when it does not fit in float64
         safe_lr = representable_lr(-2.0 * log_sigma(X, data_key(X)), "1/sigma_max(X)**2")
     except ScaleOutOfRangeError:
