@@ -4,8 +4,12 @@ time a long run will take."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+
+from ..exceptions import NotSeparableError
+from .reference import cached_max_margin
 
 __all__ = [
     "lr_advice",
@@ -88,11 +92,6 @@ def warn_if_not_separable(
     """After a classification run that ended without separating the data, say whether the
     data are separable at all (a linear-predictor model cannot reach zero loss otherwise).
     ``key``: the data's digest (``RunSpec.data_key``) when the caller has it."""
-    import warnings
-
-    from ..exceptions import NotSeparableError
-    from .reference import cached_max_margin
-
     if "min_margin" not in history or history["min_margin"][-1] > 0:
         return
     try:
