@@ -18,7 +18,10 @@
  * Z = Zh + Zl with Zh = (double)Z and Zl = (double)(Z - Zh), both exact; Zl is only read
  * when some entry of it is nonzero (data given in float64, the usual case, have Zl = 0), and
  * then Zh + Zl is formed exactly in x87 registers. Z^T is stored too, so that G = Z^T q is
- * the same row-blocked loop as the margins.
+ * the same row-blocked loop as the margins. Those products run in double-double on AVX2
+ * (fb_ld_dd.h). The parameters of the fully connected and depth-2 diagonal networks are held
+ * as exact double pairs during a call (fb_pair_get / fb_pair_put: 80-bit stores are the
+ * slowest x87 operation here), and the depth-2 diagonal step is fused into two passes.
  *
  * Same compilation rules as fb_linear.c and fb_tensor_ld.c: no -ffast-math, no contraction.
  */
@@ -121,7 +124,62 @@ typedef struct {
     /* diagonal: prefix + l d = w_1 * .. * w_{l+1}; g the gradient (P) */
     long double *prefix, *g;
     long double *beta, *G;
+    /* th + tl: theta as exact double pairs during the call (fully connected, and the depth-2
+     * diagonal), or NULL; theta is written back at the recorded steps and on return */
+    double *th, *tl;
 } fb_ld_model;
+
+/* Parameters held as exact double pairs. On this AMD EPYC an x87 store of an 80-bit number
+ * (FSTP m80) costs ~6 ns, and the update of theta is one per parameter (the FC update was
+ * a third of the step); a pair costs two 64-bit stores and the value is the same: x = h + l
+ * with h = (double)x, l = (double)(x - h), both exact for long doubles in the double range
+ * (the kernels use the pairs only when every |theta_i| < 1e300). */
+static inline long double fb_pair_get(const double *h, const double *l, long long i)
+{
+    return (long double)h[i] + l[i];
+}
+
+static inline void fb_pair_put(double *h, double *l, long long i, long double x)
+{
+    /* FST m64 into h[i] and FSUB m64 from it, so the double does not leave the x87 unit:
+     * GCC otherwise rounds x through a stack temporary read back by SSE (~a third of the FC
+     * update in perf) */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __asm__("fstl %0" : "=m"(h[i]) : "t"(x));
+#else
+    h[i] = (double)x;
+#endif
+    l[i] = (double)(x - (long double)h[i]);
+}
+
+/* out = A^T a for A = Ah + Al, a (rows, cols) matrix of double pairs, as fb_ld_gemv_t */
+static void fb_ld_gemv_t_pair(const double *Ah, const double *Al, long long rows,
+                              long long cols, const long double *a, long double *out)
+{
+    long long r, c = 0;
+    for (; c + 4 <= cols; c += 4) {
+        const double *p = Ah + c, *q = Al + c;
+        long double s0 = 0.0L, s1 = 0.0L, s2 = 0.0L, s3 = 0.0L;
+        for (r = 0; r < rows; ++r, p += cols, q += cols) {
+            const long double x = a[r];
+            s0 += x * ((long double)p[0] + q[0]);
+            s1 += x * ((long double)p[1] + q[1]);
+            s2 += x * ((long double)p[2] + q[2]);
+            s3 += x * ((long double)p[3] + q[3]);
+        }
+        out[c] = s0;
+        out[c + 1] = s1;
+        out[c + 2] = s2;
+        out[c + 3] = s3;
+    }
+    for (; c < cols; ++c) {
+        long double s = 0.0L;
+        for (r = 0; r < rows; ++r) {
+            s += a[r] * fb_pair_get(Ah, Al, r * cols + c);
+        }
+        out[c] = s;
+    }
+}
 
 /* beta = P(theta) */
 static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
@@ -144,11 +202,22 @@ static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
     /* beta = W_1 (W_2 (.. w_L)) (Gunasekar et al. eq. 1) */
     {
         const long long wd = M->width;
-        memcpy(M->right + (L - 1) * wd, theta + M->offsets[L - 1],
-               (size_t)M->dims[L - 1] * sizeof(long double));
-        for (l = L - 2; l >= 0; --l) {
-            fb_ld_gemv(theta + M->offsets[l], M->dims[l], M->dims[l + 1],
-                       M->right + (l + 1) * wd, M->right + l * wd);
+        if (M->th != NULL) {
+            const long long o = M->offsets[L - 1];
+            for (j = 0; j < M->dims[L - 1]; ++j) {
+                M->right[(L - 1) * wd + j] = fb_pair_get(M->th + o, M->tl + o, j);
+            }
+            for (l = L - 2; l >= 0; --l) {
+                fb_ld_matvec(M->th + M->offsets[l], M->tl + M->offsets[l], M->dims[l],
+                             M->dims[l + 1], M->right + (l + 1) * wd, M->right + l * wd);
+            }
+        } else {
+            memcpy(M->right + (L - 1) * wd, theta + M->offsets[L - 1],
+                   (size_t)M->dims[L - 1] * sizeof(long double));
+            for (l = L - 2; l >= 0; --l) {
+                fb_ld_gemv(theta + M->offsets[l], M->dims[l], M->dims[l + 1],
+                           M->right + (l + 1) * wd, M->right + l * wd);
+            }
         }
         memcpy(M->beta, M->right, (size_t)d * sizeof(long double));
     }
@@ -191,7 +260,12 @@ static long double fb_ld_vjp(fb_ld_model *M, const long double *theta)
             const long long rows = M->dims[l], cols = M->dims[l + 1];
             const long double *W = theta + M->offsets[l], *a = M->avec + l * wd;
             const long double *rg = M->right + (l + 1) * wd;
-            fb_ld_gemv_t(W, rows, cols, a, M->avec + (l + 1) * wd);
+            if (M->th != NULL) {
+                fb_ld_gemv_t_pair(M->th + M->offsets[l], M->tl + M->offsets[l], rows, cols, a,
+                                  M->avec + (l + 1) * wd);
+            } else {
+                fb_ld_gemv_t(W, rows, cols, a, M->avec + (l + 1) * wd);
+            }
             n2 += fb_ld_dot(a, a, rows) * fb_ld_dot(rg, rg, cols);
         }
         n2 += fb_ld_dot(M->avec + (L - 1) * wd, M->avec + (L - 1) * wd, M->dims[L - 1]);
@@ -207,6 +281,30 @@ static void fb_ld_update(fb_ld_model *M, long double *theta, long double factor)
     if (M->kind == FB_LD_DIAG) {
         for (i = 0; i < M->P; ++i) {
             theta[i] += factor * M->g[i];
+        }
+        return;
+    }
+    if (M->th != NULL) {
+        const long long wd = M->width;
+        for (l = 0; l < L - 1; ++l) {
+            const long long rows = M->dims[l], cols = M->dims[l + 1];
+            double *Wh = M->th + M->offsets[l], *Wl = M->tl + M->offsets[l];
+            const long double *a = M->avec + l * wd, *rg = M->right + (l + 1) * wd;
+            for (r = 0; r < rows; ++r) {
+                const long double ar = a[r];
+                for (c = 0; c < cols; ++c) {
+                    const long long k = r * cols + c;
+                    fb_pair_put(Wh, Wl, k, fb_pair_get(Wh, Wl, k) + factor * (ar * rg[c]));
+                }
+            }
+        }
+        {
+            const long long o = M->offsets[L - 1];
+            const long double *a = M->avec + (L - 1) * wd;
+            for (i = 0; i < M->dims[L - 1]; ++i) {
+                fb_pair_put(M->th + o, M->tl + o, i,
+                            fb_pair_get(M->th + o, M->tl + o, i) + factor * a[i]);
+            }
         }
         return;
     }
@@ -234,6 +332,59 @@ static void fb_ld_update(fb_ld_model *M, long double *theta, long double factor)
     }
 }
 
+/* Depth 2 diagonal, fused: the gradient (G w_2, G w_1) is never stored; its norm is one pass
+ * (3 80-bit loads a coordinate) and the update another that also forms the next step's
+ * beta = w_1 * w_2 (3 loads, 3 stores), against ~14 loads and 6 stores a coordinate through
+ * the general depth-L code (prefix, suffix and gradient arrays). */
+static long double fb_ld_diag2_norm(const fb_ld_model *M)
+{
+    const long long d = M->d;
+    const double *h = M->th, *l = M->tl;
+    const long double *G = M->G;
+    long double a = 0.0L, b = 0.0L;
+    long long j;
+    for (j = 0; j < d; ++j) {
+        const long double g1 = G[j] * fb_pair_get(h, l, d + j), g2 = G[j] * fb_pair_get(h, l, j);
+        a += g1 * g1;
+        b += g2 * g2;
+    }
+    return a + b;
+}
+
+static void fb_ld_diag2_update(fb_ld_model *M, long double factor)
+{
+    const long long d = M->d;
+    double *h = M->th, *l = M->tl;
+    long double *beta = M->beta;
+    const long double *G = M->G;
+    long long j;
+    for (j = 0; j < d; ++j) {
+        const long double x1 = fb_pair_get(h, l, j), x2 = fb_pair_get(h, l, d + j), Gj = G[j];
+        const long double n1 = x1 + factor * (Gj * x2), n2 = x2 + factor * (Gj * x1);
+        fb_pair_put(h, l, j, n1);
+        fb_pair_put(h, l, d + j, n2);
+        beta[j] = n1 * n2;
+    }
+}
+
+/* beta = w_1 * w_2 from the pairs (the first step of a call) */
+static void fb_ld_diag2_predictor(fb_ld_model *M)
+{
+    long long j;
+    for (j = 0; j < M->d; ++j) {
+        M->beta[j] = fb_pair_get(M->th, M->tl, j) * fb_pair_get(M->th, M->tl, M->d + j);
+    }
+}
+
+/* theta (and a recorded row) from the pairs */
+static void fb_ld_pairs_out(const fb_ld_model *M, long double *out)
+{
+    long long i;
+    for (i = 0; i < M->P; ++i) {
+        out[i] = fb_pair_get(M->th, M->tl, i);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The run: the steps of _reference.gd_model. */
 
@@ -247,15 +398,38 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     long long t, n, k = 0;
     int status = 0;
     const int use_dd = fb_dd_use();
-    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d)) * sizeof(double));
+    int diag2 = 0;
+    /* scratch: the split of v in fb_ld_products (2 max(N, d)), the pairs (2 P) */
+    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 2 * P) * sizeof(double));
     if (vsplit == NULL) {
         return -4;
+    }
+    /* the pairs (fully connected; depth-2 diagonal), if theta is in the double range */
+    M->th = NULL;
+    if (M->kind == FB_LD_FC || (M->kind == FB_LD_DIAG && M->L == 2)) {
+        long long i;
+        int ok = 1;
+        for (i = 0; i < P; ++i) {
+            ok &= fabsl(theta[i]) < 1e300L;
+        }
+        if (ok) {
+            M->th = vsplit + 2 * (N > d ? N : d);
+            M->tl = M->th + P;
+            for (i = 0; i < P; ++i) {
+                fb_pair_put(M->th, M->tl, i, theta[i]);
+            }
+            diag2 = M->kind == FB_LD_DIAG;
+        }
     }
 
     for (t = step0; t < step0 + n_steps; ++t) {
         long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L, n2;
 
-        fb_ld_predictor(M, theta);
+        if (!diag2) {
+            fb_ld_predictor(M, theta);
+        } else if (t == step0) { /* later, the fused depth-2 update forms beta */
+            fb_ld_diag2_predictor(M);
+        }
         /* m = Z beta and the divergence test "min(m) > s_floor" (false for NaN too) */
         fb_ld_products(D->Zh, Zl, D->ZTh, ZTl, N, d, M->beta, m, vsplit, use_dd);
         for (n = 0; n < N; ++n) {
@@ -280,7 +454,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
         }
         fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd);
 
-        n2 = fb_ld_vjp(M, theta);
+        n2 = diag2 ? fb_ld_diag2_norm(M) : fb_ld_vjp(M, theta);
         if (!(n2 < (long double)INFINITY)) {
             status = 1;
             break;
@@ -295,11 +469,22 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
         } else {
             factor = lr / total;
         }
-        fb_ld_update(M, theta, factor);
+        if (diag2) {
+            fb_ld_diag2_update(M, factor);
+        } else {
+            fb_ld_update(M, theta, factor);
+        }
         if (k < K && rec_steps[k] == t + 1) {
-            memcpy(rec_theta + k * P, theta, (size_t)P * sizeof(long double));
+            if (M->th != NULL) {
+                fb_ld_pairs_out(M, rec_theta + k * P);
+            } else {
+                memcpy(rec_theta + k * P, theta, (size_t)P * sizeof(long double));
+            }
             ++k;
         }
+    }
+    if (M->th != NULL) {
+        fb_ld_pairs_out(M, theta);
     }
     *fail_step = status ? t : step0 + n_steps;
     free(vsplit);

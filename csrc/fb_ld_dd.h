@@ -124,8 +124,15 @@ static inline void fb_ld_products(const double *Ah, const double *Al, const doub
             finite &= isfinite(h) != 0;
         }
         if (finite) { /* else v is past the double range: the x87 loop */
+            long long r;
             r_dd = rows - rows % 8;
             fb_dd_rows(ATh, ATl, rows, cols, vsplit, vsplit + cols, 0, r_dd, out);
+            for (r = 0; r < r_dd; ++r) {
+                finite &= isfinite(out[r]) != 0;
+            }
+            if (!finite) { /* a sum past the double range (long double goes to 1e4932) */
+                r_dd = 0;
+            }
         }
     }
 #else

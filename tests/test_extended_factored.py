@@ -211,3 +211,22 @@ def test_double_double_and_x87_products_agree(model, loss, monkeypatch):
         assert run(theta, LD(0.01), 0, 0, 300, none, rec0, LD(-1e300)) == (0, 300)
         out.append(theta)
     assert _rel(out[0], out[1]) < 1e-17
+
+
+@pytest.mark.parametrize("model", [Diagonal(2), FullyConnected([3])])
+def test_parameters_past_the_double_range_take_the_long_double_path(model):
+    """Parameters are held as double pairs during a call only when every |theta_i| < 1e300;
+    otherwise the kernel keeps them in long double (the same run, slower)."""
+    X, y = random_separable(11, 5, seed=8)
+    Z = X * y[:, None]
+    Z[:, 0] = 0  # G[0] = 0: the huge weights below stay as they are and meet zeros only
+    theta0 = model.flatten(model.init_params(5, None, 1.0, 0)).astype(LD)
+    big = theta0.copy()
+    if isinstance(model, Diagonal):
+        big[0] = LD("1e310")
+    else:  # the row of W_1 for input 0
+        big[0:3] = LD("1e310")
+    kern, ref, _ = _runs(model, Z, big, 0.01, 0, 1, 100, np.array([100]))
+    assert kern[:2] == ref[:2] == (0, 100)
+    assert np.all(np.isfinite(kern[2])) and np.max(np.abs(kern[2])) > 1e300
+    assert _rel(kern[2], ref[2]) < 1e-16
