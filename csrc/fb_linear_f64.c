@@ -220,42 +220,7 @@ FB_INLINE void fb_serial1_impl(fb_job *job, const long long d, const int loss)
 
 #include <immintrin.h>
 
-/* exp(max(x, -708)) for x <= 708, as fb_exp (the same reduction: nf = round(x / ln 2),
- * r = x - nf LN2_HI - nf LN2_LO, here with explicit FMAs), with the sum of the Taylor
- * polynomial arranged for a shorter chain and the 1 added last:
- *   exp(r) = 1 + (r + r^2 b0 + r^6 (b1 + r^4 b2)), b0 = (a1 + a2 r^2), ...
- * (r^6 instead of fb_exp's r^8: four cycles less from r to the result). Measured against
- * expl on 2^24 random x in each of [-1, 1], [-40, 40], [-708, 300]: relative error at most
- * 1.9e-16, mean 4.3e-17 (fb_exp: 2.2e-16 and 5.6e-17). A NaN argument gives exp(-708) (the
- * clamp by vmaxpd): the caller tests the arguments for NaN. */
-FB_INLINE FB_TARGET_AVX2 fb_vd fb_exp_fma(fb_vd x)
-{
-    fb_vd kf, nf, r, r2, r4, a1, a2, a3, a4, a5, a6, b0, b1, b2, s, c;
-    x = (fb_vd)_mm256_max_pd((__m256d)x, _mm256_set1_pd(FB_EXP_LO));
-    kf = (fb_vd)_mm256_fmadd_pd((__m256d)x, _mm256_set1_pd(FB_LOG2E),
-                                _mm256_set1_pd(FB_ROUND)); /* nf in its low bits */
-    nf = kf - FB_ROUND;
-    r = (fb_vd)_mm256_fnmadd_pd((__m256d)nf, _mm256_set1_pd(FB_LN2_HI), (__m256d)x); /* exact */
-    r = (fb_vd)_mm256_fnmadd_pd((__m256d)nf, _mm256_set1_pd(FB_LN2_LO), (__m256d)r);
-    r2 = r * r;
-    r4 = r2 * r2;
-    a1 = 1.0 / 2 + (1.0 / 6) * r;
-    a2 = 1.0 / 24 + (1.0 / 120) * r;
-    a3 = 1.0 / 720 + (1.0 / 5040) * r;
-    a4 = 1.0 / 40320 + (1.0 / 362880) * r;
-    a5 = 1.0 / 3628800 + (1.0 / 39916800) * r;
-    a6 = 1.0 / 479001600 + (1.0 / 6227020800.0) * r;
-    b0 = a1 + a2 * r2;
-    b1 = a3 + a4 * r2;
-    b2 = a5 + a6 * r2;
-    s = r + b0 * r2;
-    c = b1 + b2 * r4;
-    s = 1.0 + (s + c * (r2 * r4)); /* exp(r), r in [-ln2/2, ln2/2]: in [0.7, 1.42] */
-    /* times 2^nf: nf added to the exponent field. kf's low 52 bits hold 2^51 + nf, so
-     * kf << 52 is nf 2^52 modulo 2^64 (unsigned: no overflow); the result is normal for
-     * nf in [-1021, 1021], i.e. x in [-708, 708] */
-    return (fb_vd)((fb_vu)s + ((fb_vu)kf << 52));
-}
+/* (fb_exp_fma, the exp of the direct mode: fb_f64_core.h) */
 
 /* All four lanes of v set to (v0 + v2) + (v1 + v3) (the same in every lane: additions
  * commute exactly). */

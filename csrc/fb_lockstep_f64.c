@@ -48,12 +48,14 @@
 #define FB_LS_RV 4                   /* vectors per block (fb_ls_dot2 is written for 4) */
 #define FB_LS_RUNS (FB_LS_RV * FB_V) /* runs per block */
 #define FB_LS_T2_HI 4294967296.0     /* ||theta||^2 = 2^32: the single-run kernels rescale */
+#define FB_LS_FUSED_D 4              /* the AVX2 linear pass: d <= 4, kept in registers */
 
 enum { FB_LS_LINEAR = 0, FB_LS_DIAG = 1, FB_LS_FC = 2 };
 
-typedef struct {
+typedef struct fb_ls_job_s {
     int kind, loss, rule;
     const double *Z, *ZT; /* (N, d) and (d, N) */
+    const double *ZB;     /* linear, d <= FB_LS_FUSED_D: Z[n, j] broadcast, (N, d, 4) */
     long long N, d, P, L, Rp, width;
     const long long *dims, *offsets;
     double *theta;
@@ -62,6 +64,8 @@ typedef struct {
     const long long *rec_steps;
     double *rec;              /* (K, P, Rp) */
     long long *status, *fail; /* per run (Rp) */
+    /* the fused linear pass (AVX2 copy, d <= FB_LS_FUSED_D) or NULL */
+    void (*lp)(const struct fb_ls_job_s *, const double *, double *, double *, double *);
 } fb_ls_job;
 
 /* FB_LS_RV vectors: the block's lanes of one quantity */
@@ -217,8 +221,89 @@ FB_INLINE void fb_ls_pass(const fb_ls_job *J, const double *beta, double *q, con
     }
 }
 
+/* The linear model's pass in the AVX2+FMA copy (d <= FB_LS_FUSED_D, direct mode): margins,
+ * minimum, weights, their sum and G = Z^T q in ONE pass over the samples, one vector of
+ * four runs at a time, with that vector's w_j and G_j in registers and Z[n, j] read
+ * pre-broadcast (J->ZB) as a memory operand of the multiply-adds, so a sample costs a
+ * vector of runs 2d multiply-adds, a vmaxpd, the exp (fb_exp_fma, the exp of train's tiny
+ * linear path) and an add, with no dependency between samples but the sums. The argument
+ * x = -m is formed from -w (exactly -m, in the order of fb_ls_dot2), the minimum margin is
+ * -max x (vmaxpd drops a NaN, as fb_vmin). A NaN margin (non-finite parameters) gets the
+ * weight exp(-708) here instead of a NaN: such a lane keeps non-finite parameters, which
+ * train_lockstep checks at the end (the run is then executed on its own). Writes G (lane
+ * layout), the minimum margins s and the sums of the weights of the block's lanes; the
+ * caller redoes the pass with the per-run shift (fb_ls_pass) when a lane's s is out of the
+ * direct range. */
+#if FB_HAVE_AVX2_CLONE
+FB_INLINE FB_TARGET_AVX2 void fb_ls_linpass_impl(const fb_ls_job *J, const double *th,
+                                                  double *G, double *s_out, double *tot_out,
+                                                  const int loss, const long long d)
+{
+    const long long N = J->N, Rp = J->Rp;
+    const __m256d one = _mm256_set1_pd(1.0);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    int v;
+    for (v = 0; v < FB_LS_RV; ++v) {
+        __m256d w[FB_LS_FUSED_D], g[FB_LS_FUSED_D];
+        __m256d xm = _mm256_set1_pd(-INFINITY), tot = _mm256_setzero_pd();
+        long long n, j;
+        for (j = 0; j < d; ++j) {
+            w[j] = _mm256_xor_pd(_mm256_loadu_pd(th + j * Rp + FB_V * v), sign); /* -w */
+            g[j] = _mm256_setzero_pd();
+        }
+        for (n = 0; n < N; ++n) {
+            const double *zb = J->ZB + n * d * FB_V;
+            __m256d x = _mm256_mul_pd(_mm256_load_pd(zb), w[0]), q;
+            for (j = 1; j < d; ++j) {
+                x = _mm256_fmadd_pd(_mm256_load_pd(zb + FB_V * j), w[j], x);
+            }
+            xm = _mm256_max_pd(x, xm);
+            if (loss == 0) {
+                q = (__m256d)fb_exp_fma((fb_vd)x);
+            } else { /* 1 / (1 + e^-m) = a / (1 + a) (m > 0) or 1 / (1 + a), a = e^-|m| */
+                const __m256d a = (__m256d)fb_exp_fma((fb_vd)_mm256_or_pd(x, sign));
+                const __m256d num = _mm256_blendv_pd(one, a, _mm256_cmp_pd(x, sign, _CMP_LT_OQ));
+                q = _mm256_div_pd(num, _mm256_add_pd(one, a));
+            }
+            tot = _mm256_add_pd(tot, q);
+            for (j = 0; j < d; ++j) {
+                g[j] = _mm256_fmadd_pd(_mm256_load_pd(zb + FB_V * j), q, g[j]);
+            }
+        }
+        for (j = 0; j < d; ++j) {
+            _mm256_storeu_pd(G + j * FB_LS_RUNS + FB_V * v, g[j]);
+        }
+        _mm256_storeu_pd(s_out + FB_V * v, _mm256_xor_pd(xm, sign));
+        _mm256_storeu_pd(tot_out + FB_V * v, tot);
+    }
+}
+
+#define FB_LS_LINPASS(LOSS, D)                                                                  \
+    FB_NOINLINE FB_TARGET_AVX2 void fb_ls_linpass_##LOSS##_##D(                                 \
+        const fb_ls_job *J, const double *th, double *G, double *s, double *tot)                \
+    {                                                                                           \
+        fb_ls_linpass_impl(J, th, G, s, tot, LOSS, D);                                          \
+    }
+FB_LS_LINPASS(0, 1)
+FB_LS_LINPASS(0, 2)
+FB_LS_LINPASS(0, 3)
+FB_LS_LINPASS(0, 4)
+FB_LS_LINPASS(1, 1)
+FB_LS_LINPASS(1, 2)
+FB_LS_LINPASS(1, 3)
+FB_LS_LINPASS(1, 4)
+#endif
+
+typedef void (*fb_ls_linpass)(const fb_ls_job *, const double *, double *, double *, double *);
+
+#if FB_HAVE_AVX2_CLONE
+static const fb_ls_linpass fb_ls_linpasses[2][FB_LS_FUSED_D] = {
+    {fb_ls_linpass_0_1, fb_ls_linpass_0_2, fb_ls_linpass_0_3, fb_ls_linpass_0_4},
+    {fb_ls_linpass_1_1, fb_ls_linpass_1_2, fb_ls_linpass_1_3, fb_ls_linpass_1_4}};
+#endif
+
 FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const int kind,
-                           const int loss)
+                           const int loss, const fb_ls_linpass lp)
 {
     fb_ls_job Jb = *J0;
     const fb_ls_job *J = &Jb;
@@ -232,7 +317,7 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
     double *FB_RESTRICT prefix = g + P * FB_LS_RUNS;
     double *FB_RESTRICT right = prefix + L * d * FB_LS_RUNS;
     double *FB_RESTRICT avec = right + L * wd * FB_LS_RUNS;
-    double lane[FB_LS_RUNS], esl[FB_LS_RUNS];
+    double lane[FB_LS_RUNS], esl[FB_LS_RUNS], tb[FB_LS_RUNS];
     const fb_lv lrv = fb_lv_load(J0->lr + r0);
     long long t, k = 0, j, l, r, c, i;
     int v;
@@ -244,7 +329,9 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
         fb_vi bad[FB_LS_RV], far[FB_LS_RV];
         int shifted = 0;
         /* ---- predictor: beta (d lanes) ---- */
-        if (kind == FB_LS_LINEAR) {
+        if (kind == FB_LS_LINEAR && lp != NULL) {
+            /* (the fused pass reads theta; beta is copied only for a shifted pass) */
+        } else if (kind == FB_LS_LINEAR) {
             for (j = 0; j < d; ++j) {
                 fb_lv_store(beta + j * FB_LS_RUNS, fb_lv_load(th + j * Rp));
             }
@@ -284,7 +371,15 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
         /* ---- margins, test and weights: one pass in direct mode (shift 0), a second one
          * with the per-run shift when some run's minimum margin is out of the direct range */
         FB_LV_FOR bad[v] = fb_zero_mask();
-        fb_ls_pass(J, beta, qb, loss, 0, &shift, &es, 1, &s, bad, &total);
+        if (kind == FB_LS_LINEAR && lp != NULL) {
+            const fb_lv fl = fb_lv_load(J->floor);
+            lp(J, th, G, lane, tb);
+            s = fb_lv_load(lane);
+            total = fb_lv_load(tb);
+            FB_LV_FOR bad[v] = ~(s.v[v] > fl.v[v]);
+        } else {
+            fb_ls_pass(J, beta, qb, loss, 0, &shift, &es, 1, &s, bad, &total);
+        }
         FB_LV_FOR
         {
             const fb_vd sv = s.v[v];
@@ -306,10 +401,15 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
             }
             es = fb_lv_load(esl);
             shifted = 1;
+            if (kind == FB_LS_LINEAR && lp != NULL) {
+                for (j = 0; j < d; ++j) {
+                    fb_lv_store(beta + j * FB_LS_RUNS, fb_lv_load(th + j * Rp));
+                }
+            }
             fb_ls_pass(J, beta, qb, loss, 1, &shift, &es, 0, &s, bad, &total);
         }
-        /* ---- G = Z^T q, two coordinates at a time ---- */
-        for (j = 0; j < d; j += 2) {
+        /* ---- G = Z^T q, two coordinates at a time (done by the fused pass unless shifted) */
+        for (j = 0; j < d && !(kind == FB_LS_LINEAR && lp != NULL && !shifted); j += 2) {
             const int two = j + 1 < d;
             const double *z0 = J->ZT + j * N, *z1 = two ? z0 + N : z0;
             fb_lv a0, a1;
@@ -465,38 +565,40 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
 
 typedef void (*fb_ls_driver)(const fb_ls_job *, long long, double *);
 
-#define FB_DEFINE_LS(SUFFIX, ATTR)                                                              \
+#define FB_DEFINE_LS(SUFFIX, ATTR, LP0, LP1)                                                    \
     FB_NOINLINE ATTR void fb_ls_lin0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)     \
     {                                                                                           \
-        fb_ls_block(J, r0, W, FB_LS_LINEAR, 0);                                                 \
+        fb_ls_block(J, r0, W, FB_LS_LINEAR, 0, LP0);                                            \
     }                                                                                           \
     FB_NOINLINE ATTR void fb_ls_diag0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)    \
     {                                                                                           \
-        fb_ls_block(J, r0, W, FB_LS_DIAG, 0);                                                   \
+        fb_ls_block(J, r0, W, FB_LS_DIAG, 0, NULL);                                             \
     }                                                                                           \
     FB_NOINLINE ATTR void fb_ls_fc0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)      \
     {                                                                                           \
-        fb_ls_block(J, r0, W, FB_LS_FC, 0);                                                     \
+        fb_ls_block(J, r0, W, FB_LS_FC, 0, NULL);                                               \
     }                                                                                           \
     FB_NOINLINE ATTR void fb_ls_lin1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)     \
     {                                                                                           \
-        fb_ls_block(J, r0, W, FB_LS_LINEAR, 1);                                                 \
+        fb_ls_block(J, r0, W, FB_LS_LINEAR, 1, LP1);                                            \
     }                                                                                           \
     FB_NOINLINE ATTR void fb_ls_diag1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)    \
     {                                                                                           \
-        fb_ls_block(J, r0, W, FB_LS_DIAG, 1);                                                   \
+        fb_ls_block(J, r0, W, FB_LS_DIAG, 1, NULL);                                             \
     }                                                                                           \
     FB_NOINLINE ATTR void fb_ls_fc1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)      \
     {                                                                                           \
-        fb_ls_block(J, r0, W, FB_LS_FC, 1);                                                     \
+        fb_ls_block(J, r0, W, FB_LS_FC, 1, NULL);                                               \
     }                                                                                           \
     static const fb_ls_driver fb_ls_drivers_##SUFFIX[6] = {                                     \
         fb_ls_lin0_##SUFFIX, fb_ls_diag0_##SUFFIX, fb_ls_fc0_##SUFFIX,                          \
         fb_ls_lin1_##SUFFIX, fb_ls_diag1_##SUFFIX, fb_ls_fc1_##SUFFIX};
 
-FB_DEFINE_LS(base, )
+FB_DEFINE_LS(base, , NULL, NULL)
 #if FB_HAVE_AVX2_CLONE
-FB_DEFINE_LS(avx2, FB_TARGET_AVX2)
+/* the linear drivers of the AVX2 copy take the fused pass J->lp when the call has one
+ * (d <= FB_LS_FUSED_D) */
+FB_DEFINE_LS(avx2, FB_TARGET_AVX2, J->lp, J->lp)
 #endif
 
 int fb_lockstep_block_runs(void)
@@ -513,7 +615,7 @@ int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long
 {
     fb_ls_job J;
     const fb_ls_driver *drivers = fb_ls_drivers_base;
-    double *ZT, *W;
+    double *ZT, *W, *ZB = NULL;
     long long n, j, b, wd = 0, l;
 
     if (Z == NULL || theta == NULL || lr == NULL || floor == NULL || status == NULL
@@ -577,11 +679,27 @@ int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long
 #if FB_HAVE_AVX2_CLONE
     if (fb_use_avx2()) {
         drivers = fb_ls_drivers_avx2;
+        if (kind == FB_LS_LINEAR && d <= FB_LS_FUSED_D) {
+            ZB = fb_alloc((size_t)(N * d * FB_V));
+            if (ZB == NULL) {
+                fb_free(ZT);
+                fb_free(W);
+                return -4;
+            }
+            for (n = 0; n < N * d; ++n) {
+                for (j = 0; j < FB_V; ++j) {
+                    ZB[n * FB_V + j] = Z[n];
+                }
+            }
+            J.ZB = ZB;
+            J.lp = fb_ls_linpasses[loss][d - 1];
+        }
     }
 #endif
     for (b = b0; b < b1; ++b) {
         drivers[3 * loss + kind](&J, b * FB_LS_RUNS, W);
     }
+    fb_free(ZB);
     fb_free(ZT);
     fb_free(W);
     return 0;
