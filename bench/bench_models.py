@@ -152,3 +152,25 @@ def test_extended_precision_step(benchmark, job, precision):
     fn, steps = extended_ratio.step_run(job, precision)
     benchmark.extra_info["steps"] = steps
     benchmark(fn)
+
+
+@pytest.mark.parametrize("mode", ["lockstep", "threads"])
+@pytest.mark.parametrize("model", ["diag", "fc"])
+def test_train_batch_64_deep_runs(benchmark, model, mode, monkeypatch):
+    """64 runs (seeds) of Diagonal(2) or FullyConnected([50]), d=50, N=200, 3000 steps each,
+    2 workers: the lock-step kernel (16 runs per block read each element of Z once) against
+    one run per thread. extra_info: run-steps."""
+    import fastbias.optim.batch as batch
+    from fastbias.models import Diagonal
+
+    if mode == "threads":
+        monkeypatch.setattr(batch, "lockstep_eligible", lambda *a: False)
+    mdl = Diagonal(2) if model == "diag" else FullyConnected([50])
+    lr = 1e-3 if model == "diag" else 1e-4
+    kw = dict(model=mdl, steps=3000, lr=lr, reference=None, record=2, n_workers=2)
+    benchmark.group = f"train_batch, 64 runs of {mdl!r}, d=50, N=200, 3000 steps, 2 workers"
+    benchmark.extra_info["run_steps"] = 64 * 3000
+    fb.train_batch(XB, YB, seeds=range(64), **{**kw, "steps": 10})
+    benchmark.pedantic(
+        lambda: fb.train_batch(XB, YB, seeds=range(64), **kw), rounds=3, iterations=1
+    )
