@@ -351,7 +351,11 @@ def _lane_run(spec: RunSpec, rec, elapsed, history, scaled, coef, direction, log
 
     steps = spec.schedule
     status = _frozen("completed", spec, steps, rec, np.zeros(len(steps), dtype=np.int64), history)
-    if not isinstance(spec.model, (Linear, FullyConnected)):
+    if (
+        not isinstance(spec.model, (Linear, FullyConnected))
+        and "min_margin" in history
+        and history["min_margin"][-1] <= 0  # (else warn_if_not_separable returns at once)
+    ):
         warn_if_not_separable(
             spec.X, spec.y, history, stacklevel=user_stacklevel(), key=spec.data_key
         )
