@@ -165,6 +165,10 @@ def test_train_batch_64_deep_runs(benchmark, model, mode, monkeypatch):
 
     if mode == "threads":
         monkeypatch.setattr(batch, "lockstep_eligible", lambda *a: False)
+    else:  # the kernel itself, past the size where train_batch leaves FC runs to threads
+        import fastbias.optim.lockstep as lockstep
+
+        monkeypatch.setattr(lockstep, "_FC_MAX_PARAMS", 10**9)
     mdl = Diagonal(2) if model == "diag" else FullyConnected([50])
     lr = 1e-3 if model == "diag" else 1e-4
     kw = dict(model=mdl, steps=3000, lr=lr, reference=None, record=2, n_workers=2)

@@ -188,3 +188,17 @@ def test_lockstep_specs_raise_as_train_spec():
         lockstep.lockstep_specs(X, y, [dict(lr=0.1), dict(lr=-1.0)], dict(steps=10))
     with pytest.raises(ValueError, match="init_scale"):
         lockstep.lockstep_specs(X, y, [dict(seed=0), dict(init_scale=0.0)], dict(steps=10))
+
+
+def test_large_fully_connected_batches_are_left_to_threads():
+    """Past _FC_MAX_PARAMS parameters a block of FullyConnected runs no longer fits in L2 and
+    lock step was slower than one run per thread: train_batch takes the threads there."""
+    cfgs = _grid_cfgs(seeds=range(8))
+    common = {"model": FullyConnected([40]), "progress": False}
+    assert lockstep.lockstep_eligible(cfgs, common)  # the kind alone
+    assert lockstep.lockstep_eligible(cfgs, common, d=20)  # 840 parameters
+    assert not lockstep.lockstep_eligible(cfgs, common, d=30)  # 1240 parameters
+    X, y = random_separable(16, 30, seed=3)
+    runs = fb.train_batch(X, y, seeds=range(4), model=FullyConnected([40]), steps=20, lr=1e-3)
+    want = fb.train(X, y, seed=3, model=FullyConnected([40]), steps=20, lr=1e-3)
+    np.testing.assert_array_equal(runs[3].history.iterates, want.history.iterates)

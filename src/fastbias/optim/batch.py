@@ -76,7 +76,8 @@ def train_batch(
     else:
         workers = check_positive_int(n_workers, "n_workers")
     X = _shared(X)  # one read-only copy of the data for every spec (not one per run)
-    if lockstep_eligible(runs, common):  # one kernel, SIMD lanes = runs
+    d = X.shape[1] if isinstance(X, np.ndarray) and X.ndim == 2 else None
+    if lockstep_eligible(runs, common, d):  # one kernel, SIMD lanes = runs
         spec_args = {k: v for k, v in common.items() if k not in _EXECUTION}
         done = train_lockstep(lockstep_specs(X, y, runs, spec_args), workers)
         if done is not None:
