@@ -132,7 +132,8 @@ def test_demo_notice_tells_an_empty_kernel_cache(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
     X, y = fb.datasets.soudry2018()
-    fb.train(X, y, steps=3, optimizer="momentum")  # compiles or loads both kernels, cached
-    from fastbias.cli import _kernels_cached
+    fb.train(X, y, steps=3, optimizer="momentum")  # compiles or loads the demo's kernels
+    from fastbias.cli import _demo_kernels, _kernels_cached
 
+    assert all(kernel.signatures for kernel in _demo_kernels())  # the ones the demo runs
     assert _kernels_cached()

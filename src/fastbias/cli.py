@@ -135,14 +135,17 @@ def _kernels_cached() -> bool:
     """Whether numba's on-disk cache holds the kernels the demo runs (best effort: True when
     that cannot be told, so that the notice is never wrong by default)."""
     try:
-        from .kernels._numba_history import history_rows
-        from .kernels._numba_optim import opt_model
-
-        return all(
-            Path(f._cache._cache_file._index_path).exists() for f in (opt_model, history_rows)
-        )
+        return all(Path(f._cache._cache_file._index_path).exists() for f in _demo_kernels())
     except Exception:  # numba's cache internals are private: no notice if they moved
         return True
+
+
+def _demo_kernels() -> tuple:
+    """The numba kernels the demo compiles: momentum on the linear model, the history."""
+    from .kernels._numba_history import history_rows
+    from .kernels._numba_optim import opt_linear
+
+    return opt_linear, history_rows
 
 
 def _demo(args) -> int:
