@@ -236,8 +236,20 @@ def optimizer_step(opt, theta, g, log_scale, lsum, lr, rule, t, hyper, vel, sq, 
 
 
 @njit(nogil=True, cache=True)
-def _batch_size(opt, batch, N):
-    return batch if opt == OPT_SGD else N
+def _batches(opt, batch, ZT, targets):
+    """The mini-batch set-up of an optimizer run: ``(B, nb, ZTb, tb, perm, epoch_of_perm,
+    log_batch, XT, tt)``. SGD gathers each step's batch into ``ZTb`` (d, B) and ``tb``
+    (:func:`gather_batch`), and its gradient estimate is scaled by ``N / B``; the others use
+    the whole ``ZT`` and ``targets`` (``XT``, ``tt``) and ``nb = N`` samples."""
+    d, N = ZT.shape
+    B = batch if opt == OPT_SGD else N
+    ZTb = np.empty((d, B))
+    tb = np.empty(B)
+    perm = np.empty(N, dtype=np.int64)
+    epoch_of_perm = np.full(1, -1, dtype=np.int64)
+    XT = ZTb if opt == OPT_SGD else ZT
+    tt = tb if opt == OPT_SGD else targets
+    return B, B if opt == OPT_SGD else N, ZTb, tb, perm, epoch_of_perm, math.log(N / B), XT, tt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,16 +271,8 @@ def opt_model(
     (``_numba_flow.model_gradient``), then :func:`optimizer_step`. SGD gathers the batch's
     columns of ``ZT`` and its targets (:func:`gather_batch`).
     """
-    d, N = ZT.shape
-    B = _batch_size(opt, batch, N)
-    nb = B if opt == OPT_SGD else N
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZT  # SGD: gathered batch by batch into ZTb, tb
-    tt = tb if opt == OPT_SGD else targets
+    d = ZT.shape[0]
+    B, nb, ZTb, tb, perm, epoch_of_perm, log_batch, XT, tt = _batches(opt, batch, ZT, targets)
     ws, cs = make_workspace(kind, nb, d, ints, pos)
     nws = make_network_workspace(net, nb)
     g = np.empty(theta.shape[0])
@@ -300,20 +304,11 @@ def opt_linear(
     :func:`optimizer_step`), compiled without the other model kinds' code and without their
     scratch tuples, which ``opt_model`` unpacks (and reference-counts) at every step.
 
-    Measured on the Figure 3.1 data (momentum, 2-core VM under load): ~670 ns per step through
-    ``opt_model`` (quiet machine) against the numba GD kernel's ~130; the first call compiles
-    in a fraction of ``opt_model``'s time (``fastbias demo`` runs momentum on this model).
+    Measured on the Figure 3.1 data (momentum, quiet machine, ``bench/bench_optimizers.py``):
+    466 ns per step against 672 through ``opt_model``; the first call compiles in a fraction of
+    ``opt_model``'s time (``fastbias demo`` runs momentum on this model).
     """
-    d, N = ZT.shape
-    B = _batch_size(opt, batch, N)
-    nb = B if opt == OPT_SGD else N
-    ZTb = np.empty((d, B))
-    tb = np.empty(B)
-    perm = np.empty(N, dtype=np.int64)
-    epoch_of_perm = np.full(1, -1, dtype=np.int64)
-    log_batch = math.log(N / B)
-    XT = ZTb if opt == OPT_SGD else ZT
-    tt = tb if opt == OPT_SGD else targets
+    B, nb, ZTb, tb, perm, epoch_of_perm, log_batch, XT, tt = _batches(opt, batch, ZT, targets)
     m = np.empty(nb)
     ubuf = np.empty(nb)
     ubits = ubuf.view(np.int64)
