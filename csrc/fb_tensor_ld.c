@@ -57,7 +57,7 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
     g = beta + d;
 
     for (t = step0; t < step0 + n_steps; ++t) {
-        long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L;
+        long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L, gg;
 
         /* beta = P(theta): the multilinear contraction, entries in index order */
         for (j = 0; j < d; ++j) {
@@ -96,6 +96,16 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
             }
         }
 
+        /* a gradient that is not finite stops the run here, whatever the rule (as the
+         * reference's test of ||g||; the margins of the next iterate need not catch it) */
+        gg = 0.0L;
+        for (i = 0; i < P; ++i) {
+            gg += g[i] * g[i];
+        }
+        if (!(gg < (long double)INFINITY)) {
+            status = 1;
+            break;
+        }
         /* step size eta_t times the scale of the gradient */
         if (rule == 0) {
             if (loss == 0) {
@@ -103,14 +113,6 @@ int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long 
             }
             factor = lr * exp_log_scale;
         } else if (rule == 1) {
-            long double gg = 0.0L;
-            for (i = 0; i < P; ++i) {
-                gg += g[i] * g[i];
-            }
-            if (!(gg < (long double)INFINITY)) {
-                status = 1;
-                break;
-            }
             factor = gg > 0.0L ? lr / sqrtl(gg) : 0.0L;
         } else {
             factor = lr / total;

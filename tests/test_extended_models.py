@@ -6,7 +6,7 @@ import pytest
 from conftest import random_separable
 
 import fastbias as fb
-from fastbias.kernels import _reference
+from fastbias.kernels import STATUS_DIVERGED, _reference
 from fastbias.models import Convolutional, Diagonal, FullyConnected, Tensor
 
 pytestmark = pytest.mark.filterwarnings("ignore:the initialization does not satisfy")
@@ -133,3 +133,42 @@ def test_extended_fourier_conv_resume_is_bit_identical(tmp_path):
         resumed.history.iterates[np.isin(steps_r, common)],
         straight.history.iterates[np.isin(steps_s, common)],
     )
+
+
+@pytest.mark.parametrize("rule", [0, 1, 2])
+def test_extended_tensor_stops_on_a_non_finite_gradient_like_the_reference(rule):
+    """A gradient that overflows long double while the margins are finite (theta = (0, 1e3000,
+    1e3000) for beta = w_1 w_2 w_3: beta = 0 but d beta / d w_1 = 1e6000) stops the run at
+    that step, whatever the step rule, as ``_reference.gd_model`` does; a fixed or
+    loss-scaled step used to take it and hand back infinite parameters."""
+    from fastbias.kernels import _c
+
+    if not _c.available():
+        pytest.skip("C extension not built")
+    tensor = Tensor.diagonal(1, 3)
+    Z = np.array([[1.0], [2.0]], dtype=LD)
+    theta0 = np.array([0, LD("1e3000"), LD("1e3000")], dtype=LD)
+    rec_steps = np.array([1, 2, 3], dtype=np.int64)
+    runs = []
+    for kernel in ("C", "reference"):
+        theta = theta0.copy()
+        rec = np.zeros((3, 3), dtype=LD)
+        if kernel == "C":
+            pos = tensor.multi_idx + tensor.offsets[None, :]
+            out = _c.gd_tensor_extended(
+                Z, theta, tensor.j_idx, np.ascontiguousarray(pos), tensor.values.astype(LD),
+                LD(0.1), 0, rule, 0, 3, rec_steps, rec, LD(-1e300),
+            )  # fmt: skip
+        else:
+            predictor, vjp = _ld_tensor_maps(tensor)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = _reference.gd_model(
+                    predictor, vjp, Z, np.zeros(2, LD), theta, LD(0.1), 0, rule, 0, 3,
+                    rec_steps, rec, LD(-1e300),
+                )  # fmt: skip
+        runs.append((out, theta, rec))
+    (got, theta, rec), (want, theta_ref, rec_ref) = runs
+    assert want == (STATUS_DIVERGED, 0)
+    assert got == want
+    np.testing.assert_array_equal(theta, theta_ref)
+    assert np.all(np.isfinite(theta)) and np.all(rec == 0)
