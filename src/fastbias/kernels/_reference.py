@@ -38,17 +38,19 @@ def loss_weights(m: np.ndarray, loss: int) -> tuple[float, np.ndarray]:
     return -s, E / (1.0 + np.exp(-s) * E)
 
 
-def scaled_loss_sum(m: np.ndarray, loss: int) -> float:
-    """``L / exp(log_scale)`` with the same ``log_scale`` as :func:`loss_weights`."""
+def scaled_loss_sum(m: np.ndarray, loss: int) -> np.floating:
+    """``L / exp(log_scale)`` with the same ``log_scale`` as :func:`loss_weights`, in the
+    precision of ``m`` (an ``np.longdouble`` run's loss-scaled step divides by a long double
+    sum)."""
     s = m.min()
     if loss == 0:
-        return float(np.exp(-(m - s)).sum())
+        return np.exp(-(m - s)).sum()
     if s < 0:
-        return float(np.logaddexp(0.0, -m).sum())
+        return np.logaddexp(0.0, -m).sum()
     E = np.exp(-(m - s))
     x = np.exp(-s) * E
     ratio = np.where(x > 1e-300, np.log1p(x) / np.where(x > 1e-300, x, 1.0), 1.0)
-    return float((E * ratio).sum())
+    return (E * ratio).sum()
 
 
 def gd_linear(Z, w, lr, loss, rule, step0, n_steps, rec_steps, rec_w, s_floor):
