@@ -32,6 +32,7 @@ __all__ = [
     "build_history",
     "build_history_numpy",
     "build_network_history",
+    "build_network_history_numpy",
     "LOG_FLOOR",
 ]
 
@@ -740,6 +741,97 @@ def _layer_columns(cols: _Columns, layer_norms: np.ndarray, e: np.ndarray) -> No
 
 
 def build_network_history(
+    steps: np.ndarray,
+    thetas: np.ndarray,
+    model,
+    X: np.ndarray,
+    y: np.ndarray,
+    loss: str,
+    meta: dict[str, Any],
+    theta_scale: np.ndarray | None = None,
+) -> History:
+    """The history of a network that is not a linear predictor (ReLU, Vardi et al. Section 2):
+    the columns of :func:`build_network_history_numpy` (the specification), bit for bit.
+
+    The forward pass is NumPy's (one batched product per layer); the norms, margins,
+    log-losses and activity of every row are two compiled passes
+    (:mod:`fastbias.kernels._numba_network_history`, the same sums in the same order), which
+    keeps the fixed cost of a short run low. Rows far from unit scale, magnitudes that
+    overflow float64 and models without ``forward_rows`` go to the NumPy code.
+    """
+    thetas = np.asarray(thetas, dtype=np.float64)
+    K = len(thetas)
+    if K == 0 or not hasattr(model, "forward_rows") or thetas.shape[1] == 0:
+        return build_network_history_numpy(steps, thetas, model, X, y, loss, meta, theta_scale)
+    global _NETWORK_KERNELS
+    if _NETWORK_KERNELS is None:
+        from ..kernels import _numba_network_history as nnh
+
+        _NETWORK_KERNELS = nnh
+    nnh = _NETWORK_KERNELS
+    thetas = np.ascontiguousarray(thetas)
+    if not nnh.rows_in_range(thetas):
+        return build_network_history_numpy(steps, thetas, model, X, y, loss, meta, theta_scale)
+    L = model.depth
+    e = np.zeros(K, np.int64) if theta_scale is None else np.asarray(theta_scale, np.int64)[:K]
+    e = np.ascontiguousarray(e)
+    weights = model.weight_matrices_rows(thetas)
+    out_s, hidden = model.forward_rows(thetas, X, weights)
+    y = np.asarray(y, dtype=np.float64)
+    code = 2 if loss == "squared" else get_loss(loss).code
+    offsets = _kernel_offsets(tuple(model.shapes(X.shape[1])))
+    ok, vals, layer_norms, iterates = nnh.network_rows(
+        thetas, e, np.ascontiguousarray(out_s), y, code, L, offsets
+    )
+    layers = []
+    for layer in range(len(hidden)):
+        done = nnh.hidden_layer_rows(weights[layer], hidden[layer], e)
+        ok = ok and done[0]
+        layers.append(done[1:])
+    if not ok:  # something overflows float64: the NumPy code says where
+        return build_network_history_numpy(steps, thetas, model, X, y, loss, meta, theta_scale)
+    steps = np.asarray(steps)
+    cols = _Columns(steps)
+    cols.cols["step"] = steps
+    c = cols.cols
+    oexp = e * L
+    if code == 2:
+        R, rexp = _residuals(out_s, oexp, y)
+        log_loss = _log_half_sumsq(R, rexp)
+        with np.errstate(over="ignore", under="ignore"):
+            cols.add("loss", np.exp(log_loss), "read log_loss")
+        c["log_loss"] = log_loss
+    else:
+        if code == 0:
+            c["loss"] = vals[nnh.V_LOSS]
+            c["log_loss"] = vals[nnh.V_LOG_LOSS]
+        else:
+            log_loss = _log_loss_rows(y[None, :] * out_s, oexp, get_loss(loss))
+            with np.errstate(under="ignore", over="ignore"):
+                cols.add("loss", np.exp(log_loss), "read log_loss")
+            cols.add("log_loss", log_loss, "log(-log L) = h['log_min_margin'] to float64 precision")
+        c["min_margin"] = vals[nnh.V_MIN_MARGIN]
+        c["log_min_margin"] = vals[nnh.V_LOG_MIN_MARGIN]
+        c["normalized_margin_theta"] = vals[nnh.V_NORMALIZED_MARGIN_THETA]
+    c["theta_norm"] = vals[nnh.V_THETA_NORM]
+    c["log_theta_norm"] = vals[nnh.V_LOG_THETA_NORM]
+    for layer in range(len(layer_norms)):
+        c[f"layer_norm_{layer + 1}"] = layer_norms[layer]
+    arrays: dict[str, np.ndarray] = {}
+    for layer, (norms, active, fraction) in enumerate(layers):
+        c[f"active_fraction_{layer + 1}"] = fraction
+        arrays[f"active_{layer + 1}"] = active
+        arrays[f"neuron_norms_{layer + 1}"] = norms
+    return History(
+        c, iterates, meta, arrays, overflowed=cols.overflowed, scaled_iterates=thetas,
+        iterate_scale=e,
+    )  # fmt: skip
+
+
+_NETWORK_KERNELS = None  # kernels._numba_network_history, imported on first use
+
+
+def build_network_history_numpy(
     steps: np.ndarray,
     thetas: np.ndarray,
     model,

@@ -1,0 +1,96 @@
+"""The compiled network history (kernels/_numba_network_history.py) against its NumPy
+specification (optim.history.build_network_history_numpy): the same columns, arrays and
+overflow notes, bit for bit; on runs of several architectures and every loss, on rows built to
+reach the edges (zero rows, rows far from unit scale, rows past float64), and NumPy's pairwise
+summation order on its own."""
+
+import numpy as np
+import pytest
+from conftest import random_separable
+
+from fastbias.kernels._numba_network_history import _pairwise
+from fastbias.models.network import Network
+from fastbias.optim import history
+from fastbias.optim.driver import drive
+from fastbias.optim.gd import train_spec
+from fastbias.optim.history import build_network_history, build_network_history_numpy
+
+
+def _identical(got, want):
+    assert list(got.columns) == list(want.columns)
+    assert list(got.arrays) == list(want.arrays)
+    assert got.overflowed == want.overflowed
+    for name in want.columns:
+        a, b = np.asarray(got.columns[name]), np.asarray(want.columns[name])
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert a.tobytes() == b.tobytes(), name
+    for name in want.arrays:
+        a, b = got.arrays[name], want.arrays[name]
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert a.tobytes() == b.tobytes(), name
+    assert got.scaled_iterates.tobytes() == want.scaled_iterates.tobytes()
+    np.testing.assert_array_equal(got.iterate_scale, want.iterate_scale)
+    if "iterates" not in want.overflowed:
+        assert got.iterates.tobytes() == want.iterates.tobytes()
+
+
+def _both(*args, **kw):
+    return build_network_history(*args, **kw), build_network_history_numpy(*args, **kw)
+
+
+def test_pairwise_sum_is_numpys_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for n in [*range(0, 300), 511, 1000, 1027, 4099]:
+        a = rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 4, n)
+        assert 0.0 + _pairwise(a, 0, n) == np.sum(a)
+        if n:  # np.add.reduceat: the first entry, then the rest
+            assert a[0] + _pairwise(a, 1, n - 1) == np.add.reduceat(a, [0])[0]
+
+
+NETS = [
+    Network.fully_connected(6, [5]),
+    Network.fully_connected(6, [4, 3]),
+    Network.fully_connected(6, [3], activation="linear"),
+    Network.conv_disjoint_patches(6, 3),
+    Network.diagonal(6, 2),
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("net", NETS, ids=repr)
+@pytest.mark.parametrize("loss", ["exp", "logistic", "squared"])
+def test_runs_match_the_numpy_history(net, loss, monkeypatch):
+    X, y = random_separable(20, 6, seed=2)
+    if loss == "squared":
+        y = X @ np.linspace(-1, 1, 6)
+    lr = 0.005 if loss == "squared" else 0.05
+    spec = train_spec(X, y, model=net, loss=loss, steps=200, lr=lr, seed=1)
+    state, _ = drive(spec)
+    k = state.k_rec
+    args = (spec.schedule[:k], state.rec[:k], net, spec.X, spec.y, loss, {})
+    want = build_network_history_numpy(*args, theta_scale=state.rec_scale[:k])
+
+    def no_fallback(*a, **kw):
+        raise AssertionError("an ordinary run went to the NumPy path")
+
+    monkeypatch.setattr(history, "build_network_history_numpy", no_fallback)
+    _identical(build_network_history(*args, theta_scale=state.rec_scale[:k]), want)
+
+
+@pytest.mark.parametrize("loss", ["exp", "logistic", "squared"])
+def test_edge_rows_match_the_numpy_history(loss):
+    """Zero rows, rows far from unit scale (the NumPy path normalizes them) and rows whose
+    magnitudes overflow float64 (overflow notes): the same history either way."""
+    net = Network.fully_connected(4, [3])
+    X, y = random_separable(10, 4, seed=5)
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal(net.n_total)
+    steps = np.arange(1, 4)
+    cases = [
+        (np.array([t, 0 * t, 2 * t]), np.array([0, 0, 3])),
+        (np.array([t, t * 1e30, t]), None),  # one row far from unit scale
+        (np.array([t, t, t]), np.array([0, 600, 1100])),  # past float64
+        (np.array([t * 1e-3, t, -t]), np.array([-40, 5, 0])),
+    ]
+    for thetas, scale in cases:
+        _identical(*_both(steps, thetas, net, X, y, loss, {}, theta_scale=scale))
