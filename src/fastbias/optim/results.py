@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import one_blas_thread
 from .._warn import user_stacklevel
 from ..diagnostics import norm as vector_norm
 from ..models import FullyConnected, Linear
@@ -25,12 +26,18 @@ __all__ = ["finish", "FlowHistory", "MulticlassRun", "multiclass_log_loss"]
 
 
 def finish(spec: RunSpec, state: RunState, status: str) -> Run | MulticlassRun:
-    """The result of ``spec`` after ``state.done`` steps (``status``: how the run ended)."""
-    if spec.task == "multiclass":
-        return _multiclass_run(spec, state, status)
-    if spec.optimizer == FLOW:
-        return _flow_run(spec, state, status)
-    return _gd_run(spec, state, status)
+    """The result of ``spec`` after ``state.done`` steps (``status``: how the run ended).
+
+    The history's products run on one BLAS thread unless they are large (``_blas``): idle
+    OpenBLAS threads spin after a threaded product and slowed the next run's kernel threads.
+    """
+    size = spec.N * spec.d
+    with one_blas_thread(size, float(size) * (state.k_rec + 1)):
+        if spec.task == "multiclass":
+            return _multiclass_run(spec, state, status)
+        if spec.optimizer == FLOW:
+            return _flow_run(spec, state, status)
+        return _gd_run(spec, state, status)
 
 
 # ---- GD and the other optimizers ---------------------------------------------------------------

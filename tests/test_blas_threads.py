@@ -1,0 +1,66 @@
+"""One BLAS thread around the history's products (fastbias._blas): set only for data large
+enough for OpenBLAS to thread and products small enough not to need it, and the count in
+force before restored after nested and interleaved users."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastbias as fb
+from fastbias import _blas
+from fastbias.optim import results
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def two_blas_threads():
+    if not _blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    with threadpool_limits(2, user_api="blas"):
+        yield
+
+
+def test_one_thread_inside_and_the_count_restored(two_blas_threads):
+    with _blas.one_blas_thread(1000 * 100, 1e6):
+        assert set(_blas_threads()) == {1}
+    assert set(_blas_threads()) == {2}
+
+
+@pytest.mark.parametrize("size, work", [(40 * 16, 1e4), (10**6, 1e10)])
+def test_small_data_or_large_products_keep_the_threads(two_blas_threads, size, work):
+    with _blas.one_blas_thread(size, work):
+        assert set(_blas_threads()) == {2}
+
+
+def test_interleaved_users_restore_the_count_of_the_first(two_blas_threads):
+    a = _blas.one_blas_thread(10**5, 1e6)
+    b = _blas.one_blas_thread(10**5, 1e6)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)  # not last in, first out (two threads finishing runs)
+    assert set(_blas_threads()) == {1}
+    b.__exit__(None, None, None)
+    assert set(_blas_threads()) == {2}
+    assert _blas._STATE["depth"] == 0
+
+
+def test_train_builds_the_history_on_one_blas_thread(two_blas_threads, monkeypatch):
+    X, y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=0)
+    seen = []
+    gd_run = results._gd_run
+
+    def spy(*args):
+        seen.append(set(_blas_threads()))
+        return gd_run(*args)
+
+    monkeypatch.setattr(results, "_gd_run", spy)
+    run = fb.train(X, y, steps=50, reference=None)
+    assert seen == [{1}]
+    assert set(_blas_threads()) == {2}
+    assert np.isfinite(run.history["min_margin"]).all()
+    small = fb.datasets.separable_gaussian(40, 16, margin=0.1, seed=0)
+    fb.train(*small, steps=10, reference=None)
+    assert seen[-1] == {2}  # N d = 640: nothing to do
