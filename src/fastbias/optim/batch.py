@@ -134,10 +134,10 @@ def execute_many(
 
     if workers == 1 or len(jobs) == 1:
         return [one(job) for job in jobs]
-    from threadpoolctl import threadpool_limits
+    from .._blas import single_blas_thread
 
     # One BLAS thread while the workers run: an idle OpenBLAS pool spins after every small
     # product in the history code and takes the other core from the kernels (1.2x -> 1.9x).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             return list(pool.map(one_serial_kernel, jobs))

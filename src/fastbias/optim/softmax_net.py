@@ -469,8 +469,7 @@ class _SoftmaxRunner:
 
 def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_every):
     """Run ``state`` to its ``steps`` on the shared driver loop and build the result."""
-    from threadpoolctl import threadpool_limits
-
+    from .._blas import single_blas_thread
     from .driver import checkpoint_target, run_chunks
 
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds")
@@ -484,7 +483,7 @@ def _execute(state: _State, progress, chunk_seconds, checkpoint, checkpoint_ever
     # One BLAS thread: the products (N x d x H) are too small to gain from threads, and a
     # threaded BLAS collapses when other processes share the cores (measured 23 ms against
     # 1.5 ms for one 1198 x 64 x 100 product at load 9 on 2 cores).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_blas_thread():
         status = run_chunks(
             _SoftmaxRunner(state),
             state,

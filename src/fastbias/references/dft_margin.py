@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastbias._blas import single_blas_thread
 from fastbias._validation import check_positive, check_X_y
 
 from ._convex import convex_margin
 from ._problem import dft_problem
 from ._results import MarginSolution
-from .l2_margin import _blas_single_thread
 
 __all__ = ["max_margin_dft_l1"]
 
@@ -45,8 +45,5 @@ def max_margin_dft_l1(X: Any, y: Any = None, *, tol: float = 1e-9) -> MarginSolu
     X, y = check_X_y(X, y)
     tol = check_positive(tol, "tol")
     Z = y[:, None] * X
-    limit = _blas_single_thread()
-    if limit is None:  # pragma: no cover
-        return convex_margin(dft_problem(Z, 1.0), Z, tol)
-    with limit:
+    with single_blas_thread():
         return convex_margin(dft_problem(Z, 1.0), Z, tol)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fastbias._blas import single_blas_thread
 from fastbias._validation import check_positive, check_vector, check_X_y
 from fastbias.exceptions import NotSeparableError, SolverError
 
@@ -52,15 +53,6 @@ def solve_triangular(*args, **kwargs):
     from scipy.linalg import solve_triangular as _solve_triangular
 
     return _solve_triangular(*args, **kwargs)
-
-
-def _blas_single_thread():
-    """A context pinning BLAS to one thread (threadpoolctl, optional), else None."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return None
-    return threadpool_limits(1, user_api="blas")
 
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -392,11 +384,10 @@ def max_margin(X: Any, y: Any = None, *, tol: float = 1e-10) -> MaxMarginSolutio
     """
     X, y = check_X_y(X, y)
     tol = check_positive(tol, "tol")
-    limit = _blas_single_thread() if X.shape[1] <= 500 else None
-    if limit is not None:
+    if X.shape[1] <= 500:
         # The dense factorizations here are small; multi-threaded BLAS only adds overhead
         # (and thrashes when the machine is busy).
-        with limit:
+        with single_blas_thread():
             return _max_margin(X, y, tol)
     return _max_margin(X, y, tol)
 

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from fastbias._blas import single_blas_thread
 from fastbias._validation import check_positive, check_positive_int, check_X_y
 
 from ._convex import convex_margin
 from ._results import MarginSolution, MulticlassMarginSolution
 from ._scale import rescale_solution, unit_scale
-from .l2_margin import MaxMarginSolution, _blas_single_thread
+from .l2_margin import MaxMarginSolution
 from .l2_margin import max_margin as _l2_max_margin
 from .lp_margin import irl1_margin
 from .multiclass import max_margin_multiclass
@@ -142,10 +143,7 @@ def max_margin(
     convex = pf == 1.0
     tol = _DEFAULT_TOL["convex" if convex else "stationary"] if tol is None else tol
     tol = check_positive(tol, "tol")
-    limit = _blas_single_thread()
-    if limit is None:  # pragma: no cover
-        return _solve(X, y, Z, norm, pf, S, starts, seed, tol)
-    with limit:
+    with single_blas_thread():
         return _solve(X, y, Z, norm, pf, S, starts, seed, tol)
 
 

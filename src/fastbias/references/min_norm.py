@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fastbias._blas import single_blas_thread
 from fastbias._validation import check_choice, check_positive, check_X_targets
 from fastbias.exceptions import SolverError
 
@@ -21,7 +22,6 @@ from ._convex import refine
 from ._problem import dft_problem, l1_problem
 from ._results import MinNormSolution
 from ._scale import rescale_solution, unit_scale
-from .l2_margin import _blas_single_thread
 
 __all__ = ["min_norm"]
 
@@ -123,8 +123,5 @@ def min_norm(X: Any, y: Any, norm: str = "l2", *, tol: float = 1e-9) -> MinNormS
     Xs, c = unit_scale(X)
     if c != 1.0:  # data far from unit scale: solve X/c z' = y (exact), z = z' / c
         return rescale_solution(min_norm(Xs, y, norm, tol=tol), c)
-    limit = _blas_single_thread()
-    if limit is None:  # pragma: no cover
-        return _min_norm(X, y, norm, tol)
-    with limit:
+    with single_blas_thread():
         return _min_norm(X, y, norm, tol)
