@@ -4,6 +4,7 @@ force before restored after nested and interleaved users."""
 
 import numpy as np
 import pytest
+import scipy.linalg  # noqa: F401  (its OpenBLAS loaded before the fixture counts threads)
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastbias as fb
@@ -67,3 +68,26 @@ def test_train_builds_the_history_on_one_blas_thread(two_blas_threads, monkeypat
     small = fb.datasets.separable_gaussian(40, 16, margin=0.1, seed=0)
     fb.train(*small, steps=10, reference=None)
     assert seen[-1] == set(two_blas_threads)  # N d = 640: nothing to do
+
+
+def test_the_limit_holds_scipys_own_blas_too():
+    """SciPy's wheels bring their own OpenBLAS (its LAPACK; numba's np.dot), and threadpoolctl's
+    controller sees only the libraries loaded when it is made: made before anything imported
+    scipy.linalg, it still holds SciPy's BLAS (a fresh process, so that nothing did)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, numpy, scipy\n"
+        "from fastbias import _blas\n"
+        "assert 'scipy.linalg' not in sys.modules\n"
+        "libs = [c.filepath for c in _blas._controller().lib_controllers]\n"
+        "where = [os.path.dirname(m.__file__) + '.libs' for m in (numpy, scipy)]\n"
+        "print(sum(any(p.startswith(w) for p in libs) for w in where))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    if out.strip() == "0":
+        pytest.skip("NumPy and SciPy do not ship their BLAS in <package>.libs here")
+    assert out.strip() == "2"

@@ -32,8 +32,11 @@ _STATE: dict = {"controller": None, "depth": 0, "limiter": None}
 
 
 def _controller():
-    """threadpoolctl's controller of the loaded BLAS libraries (made once: ~2 ms)."""
+    """threadpoolctl's controller of the loaded BLAS libraries (made once: ~2 ms). SciPy's
+    own OpenBLAS (its LAPACK, numba's np.dot) is loaded first, so that the controller holds
+    it too: it sees only the libraries loaded when it is made."""
     if _STATE["controller"] is None:
+        import scipy.linalg  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _STATE["controller"] = ThreadpoolController()
