@@ -91,3 +91,23 @@ def test_the_limit_holds_scipys_own_blas_too():
     if out.strip() == "0":
         pytest.skip("NumPy and SciPy do not ship their BLAS in <package>.libs here")
     assert out.strip() == "2"
+
+
+def test_lock_step_batches_build_their_histories_on_one_blas_thread(two_blas_threads, monkeypatch):
+    from fastbias.optim import lockstep
+
+    if lockstep._lib() is None:
+        pytest.skip("the lock-step kernel needs the C extension")
+    X, y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=0)
+    seen = []
+    finish_lanes = lockstep._finish_lanes
+
+    def spy(*args):
+        seen.append(set(_blas_threads()))
+        return finish_lanes(*args)
+
+    monkeypatch.setattr(lockstep, "_finish_lanes", spy)
+    runs = fb.train_batch(X, y, lrs=[5e-4, 1e-3, 1.5e-3, 2e-3], steps=20, reference=None)
+    assert seen == [{1}]
+    assert _blas_threads() == two_blas_threads
+    assert all(np.isfinite(r.history["min_margin"]).all() for r in runs)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import one_blas_thread
 from ..kernels import STEP_RULE_CODES
 from ..models import Diagonal, FullyConnected, Linear, get_model
 from .history import Run
@@ -254,7 +255,9 @@ def train_lockstep(specs: list[RunSpec], n_workers: int) -> list[Run] | None:
     for code in codes:
         if code != 0:
             _c._translate(code, 0, "fb_gd_lockstep_f64")
-    return _finish_lanes(specs, theta, rec, status, K, elapsed)
+    # the histories' products on one BLAS thread (see fastbias._blas), as train's finish
+    with one_blas_thread(N * d, float(N * d) * K * R):
+        return _finish_lanes(specs, theta, rec, status, K, elapsed)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
