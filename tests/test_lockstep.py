@@ -202,3 +202,27 @@ def test_large_fully_connected_batches_are_left_to_threads():
     runs = fb.train_batch(X, y, seeds=range(4), model=FullyConnected([40]), steps=20, lr=1e-3)
     want = fb.train(X, y, seed=3, model=FullyConnected([40]), steps=20, lr=1e-3)
     np.testing.assert_array_equal(runs[3].history.iterates, want.history.iterates)
+
+
+def test_step_size_sweeps_with_theorem4_get_their_histories_in_one_pass(monkeypatch):
+    """With the default reference, each run of a step-size sweep has its own Theorem 4
+    ``w_tilde``; the lanes' histories still come from one stacked pass (w_tilde row by row),
+    equal bit for bit to the lane-by-lane finish, and to train to round-off."""
+    X, y = fb.datasets.soudry2018()
+    grid = dict(lrs=[0.05, 0.1, 0.2, 0.3, 0.4])
+    common = dict(steps=2000)
+    per_lane = []
+    result = lockstep._result
+    monkeypatch.setattr(lockstep, "_result", lambda *a: per_lane.append(1) or result(*a))
+    batched = fb.train_batch(X, y, **grid, **common)
+    assert per_lane == []  # every lane from the stacked pass
+    assert all("theorem4_residual_norm" in r.history.columns for r in batched)
+    monkeypatch.setattr(lockstep, "_lane_histories", lambda *a: {})
+    one_by_one = fb.train_batch(X, y, **grid, **common)
+    assert len(per_lane) == len(batched)
+    for a, b in zip(batched, one_by_one, strict=True):
+        assert list(a.history.columns) == list(b.history.columns)
+        for key in b.history.columns:
+            np.testing.assert_array_equal(a.history[key], b.history[key], err_msg=key)
+        assert a.history.meta == b.history.meta and a.status == b.status
+    _check_against_train(X, y, grid, common)

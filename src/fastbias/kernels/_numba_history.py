@@ -82,10 +82,11 @@ def history_rows(
     """The columns of every row ``k`` of a history (see the module docstring).
 
     ``B`` (K, d): the predictors as recorded (true rows ``2**ex0[k] B[k]``); ``Bn``, ``bexp``:
-    the same rows normalized (``history._normalize_rows``); ``out_s = Bn Z^T``; ``ref`` and
-    ``w_tilde``: empty when absent; ``thetas`` (K, n) and ``e``: the scaled parameter rows
-    of a deep model (empty for the linear model), ``offsets`` its layer offsets (with the
-    end). Returns ``(cols (N_COLS, K), U (K, d), layer_norms (K, layers))``.
+    the same rows normalized (``history._normalize_rows``); ``out_s = Bn Z^T``; ``ref``:
+    empty when absent; ``w_tilde`` (0, d) when absent, (1, d) for every row or (K, d) one per
+    row (the stacked runs of a lock-step batch); ``thetas`` (K, n) and ``e``: the scaled
+    parameter rows of a deep model (empty for the linear model), ``offsets`` its layer
+    offsets (with the end). Returns ``(cols (N_COLS, K), U (K, d), layer_norms (K, layers))``.
     """
     K, d = Bn.shape
     N = out_s.shape[1]
@@ -212,8 +213,9 @@ def history_rows(
                     delta[j] = base[j] - logt * ref[j]
                 cols[C_RESIDUAL_NORM, k] = _norm(delta)
                 if has_wt:
+                    wrow = 0 if w_tilde.shape[0] == 1 else k
                     for j in range(d):
-                        delta[j] -= w_tilde[j]
+                        delta[j] -= w_tilde[wrow, j]
                     cols[C_THEOREM4_RESIDUAL_NORM, k] = _norm(delta)
         if deep:
             th = thetas[k]

@@ -545,7 +545,11 @@ def _build_history_compiled(
     out_s = Bn @ Zd.T  # (K, N): margins (or predictions) / 2**bexp
     regression_run = loss == "squared"
     ref = _EMPTY if reference is None else np.asarray(reference, dtype=np.float64)
-    wt = _EMPTY if (w_tilde is None or regression_run) else np.asarray(w_tilde, dtype=np.float64)
+    wt = (
+        _EMPTY_2D
+        if (w_tilde is None or regression_run)
+        else np.atleast_2d(np.asarray(w_tilde, dtype=np.float64))
+    )
     code = 2 if regression_run else get_loss(loss).code
     vals, U, layer_norms = history_rows(
         np.ascontiguousarray(B), Bn, bexp, ex0, out_s, _read_only(Zd),
@@ -611,7 +615,8 @@ def build_history_numpy(
     ``normalized_margin`` (``min margin / ||beta||``; 0 for ``beta = 0``) and, with a
     reference ``w_hat``: ``angle_gap`` (Soudry eq. 3.2), ``direction_distance`` (eq. 3.1),
     ``margin_gap`` (eq. 3.3), ``residual_norm`` (``||beta(t) - w_hat log t||``, eq. 2.3) and,
-    when Theorem 4 applies, ``theorem4_residual_norm``. Regression (squared loss): ``loss``,
+    when Theorem 4 applies, ``theorem4_residual_norm`` (``||beta(t) - w_hat log t - w_tilde||``;
+    ``w_tilde`` (d,), or (K, d) one per row). Regression (squared loss): ``loss``,
     ``log_loss``, ``norm``, ``log_norm``, ``max_abs_residual`` and ``distance_to_reference``.
     Deep models add ``theta_norm``, ``log_theta_norm``, ``layer_norm_1..L`` and
     (classification) ``normalized_margin_theta`` = ``min margin / ||theta||**L``.
@@ -696,8 +701,8 @@ def build_history_numpy(
                 base = B_true if B_true is not None else np.ldexp(Bn, bexp[:, None])
                 residual = base - logt[:, None] * ref[None, :]
                 cols.add("residual_norm", norm(residual, axis=1), hint)
-                if w_tilde is not None:
-                    r4 = residual - np.asarray(w_tilde, dtype=dt)[None, :]
+                if w_tilde is not None:  # (d,), or (K, d): one per row
+                    r4 = residual - np.atleast_2d(np.asarray(w_tilde, dtype=dt))
                     cols.add("theorem4_residual_norm", norm(r4, axis=1), hint)
     if not linear:
         th = np.asarray(thetas)

@@ -311,14 +311,16 @@ def _directions(specs: list[RunSpec], theta: np.ndarray, lanes: list[int]) -> di
 def _lane_histories(specs: list[RunSpec], good: list[int], rec: np.ndarray, K: int) -> dict:
     """The histories of the lanes ``good`` from ONE ``build_history`` call over all their
     recorded rows stacked, split lane by lane: every column is computed row by row, so each
-    lane's rows get the arithmetic its own call does (equal bit for bit). Lanes with Theorem
-    4's ``w_tilde`` (which depends on the run's step size) are left out, and so is everything
-    when the stacked columns overflow float64 (the notes would name stacked rows) or the
-    lanes do not share their reference: those lanes are finished one by one."""
+    lane's rows get the arithmetic its own call does (equal bit for bit). Theorem 4's
+    ``w_tilde`` depends on the run's step size: it goes in row by row. The lanes with one are
+    done together, or those without (the more numerous); the others, and everything when the
+    stacked columns overflow float64 (the notes would name stacked rows) or the lanes do not
+    share their reference, are finished one by one."""
     from ..diagnostics import norm as vector_norm
     from .history import History, build_history
 
-    lanes = [r for r in good if specs[r].w_tilde is None]
+    with_wt = [r for r in good if specs[r].w_tilde is not None]
+    lanes = with_wt if 2 * len(with_wt) >= len(good) else [r for r in good if r not in with_wt]
     if len(lanes) < 2 or K == 0:
         return {}
     first = specs[lanes[0]]
@@ -332,9 +334,12 @@ def _lane_histories(specs: list[RunSpec], good: list[int], rec: np.ndarray, K: i
         return {}
     P = rec.shape[1]
     rows = np.ascontiguousarray(np.moveaxis(rec[:, :, lanes], 2, 0)).reshape(len(lanes) * K, P)
+    wt = None
+    if first.w_tilde is not None:
+        wt = np.repeat(np.stack([specs[r].w_tilde for r in lanes]), K, axis=0)
     h = build_history(
         np.tile(sched, len(lanes)), rows, first.model, first.d, first.Z, first.targets,
-        first.loss, ref, None, {},
+        first.loss, ref, wt, {},
     )  # fmt: skip
     if h.overflowed or h._iterates is None:
         return {}
