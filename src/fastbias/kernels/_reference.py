@@ -131,7 +131,7 @@ def gd_model(
         if loss == 2:
             q = targets - m
             log_scale = 0.0
-            lsum = 0.5 * float(q @ q)
+            lsum = 0.5 * (q @ q)  # (in the precision of q: long double for the extended runs)
             if not lsum < -floor:
                 return STATUS_DIVERGED, t
         else:
