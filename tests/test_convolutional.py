@@ -446,3 +446,24 @@ def test_adjoint_layer_sums_the_taps_in_order_on_both_paths(monkeypatch, d, k):
     np.testing.assert_array_equal(cm._adjoint_layer(w, v, d), want)
     monkeypatch.setattr(cm, "_SMALL", 0)
     np.testing.assert_array_equal(cm._adjoint_layer(w, v, d), want)
+
+
+@pytest.mark.parametrize(
+    ("depth", "sizes", "d"),
+    [(2, None, 16), (3, [3, 2], 8), (2, [1], 9), (4, None, 7), (2, [5], 40)],
+)
+def test_compiled_predictors_are_the_numpy_ones_bit_for_bit(depth, sizes, d):
+    """predictor / predictors (compiled, float64) against predictors_numpy (_adjoint_layer):
+    the same bytes, signed zeros included."""
+    model = Convolutional(depth, sizes)
+    rng = np.random.default_rng(depth * d)
+    P = sum(model.kernel_widths(d))
+    thetas = rng.standard_normal((9, P)) * 10.0 ** rng.integers(-3, 4, size=(9, 1))
+    thetas[:, ::3] = 0.0
+    thetas[0] = -0.0
+    want = model.predictors_numpy(thetas, d)
+    assert model.predictors(thetas, d).tobytes() == want.tobytes()
+    for row, w in zip(thetas, want, strict=True):
+        assert model.predictor(model.unflatten(row, d)).tobytes() == w.tobytes()
+    ld = thetas.astype(np.longdouble)  # long double rows: the NumPy path
+    assert model.predictors(ld, d).dtype == np.longdouble

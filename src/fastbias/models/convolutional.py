@@ -48,6 +48,26 @@ def _adjoint_layer(w: np.ndarray, v: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _offsets_with_end(widths: tuple[int, ...]) -> np.ndarray:
+    """``[0, k_1, k_1 + k_2, ..., sum k_l]`` (int64, read-only)."""
+    out = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+    out.setflags(write=False)
+    return out
+
+
+_KERNEL = []
+
+
+def _conv_predictors():
+    """``kernels._numba_conv_predictor.conv_predictors`` (imported on first use)."""
+    if not _KERNEL:
+        from ..kernels._numba_conv_predictor import conv_predictors
+
+        _KERNEL.append(conv_predictors)
+    return _KERNEL[0]
+
+
 _SPECTRA: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _SPECTRA_LOCK = threading.Lock()
 
@@ -178,13 +198,24 @@ class Convolutional(Model):
         ``beta = A_1^T .. A_{L-1}^T w_L``.
         """
         layers, d = self._layers(params)
-        v = layers[-1].copy()
-        for w in reversed(layers[:-1]):
-            v = _adjoint_layer(w[None, :], v[None, :], d)[0]
-        return v
+        if self.depth > 1:  # (compiled: the sums of _adjoint_layer, bit for bit)
+            theta = np.concatenate(layers)[None, :]
+            return _conv_predictors()(theta, _offsets_with_end(tuple(self.kernel_widths(d))), d)[0]
+        return layers[-1].copy()
 
     def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
-        """:meth:`predictor` for every row at once (the same sums, in the same order)."""
+        """:meth:`predictor` for every row at once (the same sums, in the same order): float64
+        rows by the compiled loop ``kernels._numba_conv_predictor``, others (long double) by
+        :meth:`predictors_numpy`."""
+        thetas = np.asarray(thetas)
+        if thetas.dtype != np.float64 or thetas.ndim != 2 or thetas.shape[0] == 0:
+            return self.predictors_numpy(thetas, d)
+        offsets = _offsets_with_end(tuple(self.kernel_widths(d)))
+        return _conv_predictors()(thetas, offsets, d)
+
+    def predictors_numpy(self, thetas: np.ndarray, d: int) -> np.ndarray:
+        """:meth:`predictors` in NumPy (:func:`_adjoint_layer`, layer by layer): the
+        specification of the compiled loop, and the path of long double rows."""
         thetas = np.asarray(thetas)
         widths = self.kernel_widths(d)
         offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
