@@ -108,3 +108,29 @@ def test_the_reference_is_solved_once_per_data_set():
     assert not a.reference.coef.flags.writeable  # shared by runs: read-only
     c = fb.train(X + 1e-3, y, steps=10)  # other data: solved anew
     assert c.reference is not a.reference
+
+
+def test_w_tilde_of_a_step_size_sweep_comes_from_one_solve(monkeypatch):
+    """Theorem 4's w_tilde for step eta is w_tilde(1) + log(eta) w_hat (eq. 2.7 with
+    z_n.w_hat = 1 on the support vectors): a sweep over lr solves eq. 2.7 once per data set
+    and start, and each spec's w_tilde equals the direct solve for its lr to round-off."""
+    from fastbias.references import MaxMarginSolution, w_tilde
+
+    X, y = random_separable(20, 4, seed=11)
+    solves = []
+    original = MaxMarginSolution.w_tilde
+
+    def counted(self, lr, w0=None):
+        solves.append(lr)
+        return original(self, lr, w0)
+
+    monkeypatch.setattr(MaxMarginSolution, "w_tilde", counted)
+    for lr in (1e-4, 0.01, 0.3, 1.0, 2.5):
+        spec = build_spec(X, y, steps=10, lr=lr)
+        direct = w_tilde(X, y, lr, w0=np.zeros(4))
+        np.testing.assert_allclose(spec.w_tilde, direct, rtol=0, atol=1e-13 * np.abs(direct).max())
+        # eq. 2.7 itself: eta exp(-z_n.w_tilde) = alpha_n on the support vectors
+        S, alpha = spec.reference.support, spec.reference.dual
+        Z = X * y[:, None]
+        np.testing.assert_allclose(lr * np.exp(-Z[S] @ spec.w_tilde), alpha[S], rtol=1e-12)
+    assert solves == [1.0]

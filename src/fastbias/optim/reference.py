@@ -137,7 +137,10 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
 
             try:
                 if key is not None and reference is _CACHE.get(("max_margin", "l2", key)):
-                    w_tilde = solve_once(("w_tilde", key, float(lr), w0.tobytes()), compute)
+                    w_tilde = solve_once(
+                        ("w_tilde", key, float(lr), w0.tobytes()),
+                        lambda: _w_tilde_at(solution, float(lr), w0, key),
+                    )
                 else:
                     w_tilde = compute()
             except ValueError:
@@ -147,6 +150,26 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
     if not np.any(vec) and not regression:
         raise ValueError("reference direction is the zero vector; pass a nonzero direction.")
     return vec, vec, None
+
+
+def _w_tilde_at(solution, lr: float, w0: np.ndarray, key: bytes) -> np.ndarray:
+    """Theorem 4's ``w_tilde`` for step ``lr`` from the one for ``eta = 1``, solved once per
+    data set and start (Soudry et al. eq. 2.7).
+
+    Eq. 2.7, ``eta exp(-z_n^T w_tilde) = alpha_n`` on the support vectors ``S``, reads
+    ``z_n^T w_tilde(eta) = log(eta) - log(alpha_n)``. The max-margin vector has
+    ``z_n^T w_hat = 1`` on ``S`` and lies in ``span{z_n : n in S}`` (eq. 2.6), so
+    ``w_tilde(1) + log(eta) w_hat`` solves eq. 2.7 for ``eta`` in that span, with the same
+    component of ``w0`` orthogonal to it: by Theorem 4's uniqueness it is ``w_tilde(eta)``.
+    A sweep over step sizes then pays one Newton solve (~0.3 ms for N=40, d=16) instead of
+    one per step size; the result agrees with the direct solve to its tolerance
+    (``tests/test_spec.py``)."""
+    base = solve_once(
+        ("w_tilde", key, 1.0, w0.tobytes()), lambda: _frozen(np.asarray(solution.w_tilde(1.0, w0)))
+    )
+    if lr == 1.0:
+        return base
+    return _frozen(base + np.log(lr) * np.asarray(solution.coef, dtype=np.float64))
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
