@@ -94,3 +94,33 @@ def test_edge_rows_match_the_numpy_history(loss):
     ]
     for thetas, scale in cases:
         _identical(*_both(steps, thetas, net, X, y, loss, {}, theta_scale=scale))
+
+
+def test_normalize_rows_and_range_check_are_the_numpy_ones():
+    """normalize_rows == history._normalize_rows byte for byte (zero, subnormal, huge,
+    NaN and inf rows), and rows_in_range is true exactly when _unit_rows_if_extreme leaves
+    the rows as they are (the histories call the compiled ones)."""
+    from fastbias.kernels._numba_network_history import normalize_rows, rows_in_range
+    from fastbias.optim.history import _normalize_rows, _unit_rows_if_extreme
+
+    rng = np.random.default_rng(0)
+    for t in range(120):
+        K, d = int(rng.integers(1, 8)), int(rng.integers(1, 12))
+        with np.errstate(over="ignore"):
+            A = rng.standard_normal((K, d)) * 10.0 ** rng.integers(-310, 309, size=(K, 1))
+        if t % 5 == 0:
+            A[0] = 0.0
+        if t % 7 == 0:
+            A[-1, 0] = np.nan
+        if t % 11 == 0:
+            A[0, -1] = np.inf
+        if t % 13 == 0:
+            A[-1] = 5e-324
+        e = rng.integers(-1000, 1000, K)
+        want, want_e = _normalize_rows(A, e)
+        got, got_e = normalize_rows(A, e)
+        assert got.tobytes() == want.tobytes()
+        np.testing.assert_array_equal(got_e, want_e)
+        if rows_in_range(A):
+            assert _unit_rows_if_extreme(A, e)[0] is A
+    assert rows_in_range(np.ones((2, 3))) and not rows_in_range(np.full((1, 2), 1e30))

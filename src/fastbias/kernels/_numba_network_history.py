@@ -127,6 +127,30 @@ def rows_in_range(thetas):
 
 
 @njit(nogil=True, cache=True)
+def normalize_rows(A, exps):
+    """``history._normalize_rows`` of float64 rows (also the linear-predictor history's): the
+    rows scaled by ``2**-ex`` so that each nonzero row's largest ``|entry|`` is in [0.5, 1)
+    (``ex`` from ``frexp``; 0 for zero and non-finite rows, as NumPy's), and ``exps + ex``.
+    Exact (powers of two), so the same bits as the NumPy function."""
+    K, d = A.shape
+    out = np.empty((K, d))
+    ex_out = np.empty(K, np.int64)
+    for k in range(K):
+        top = 0.0
+        for j in range(d):
+            a = abs(A[k, j])
+            if a > top or a != a:
+                top = a
+        ex = 0
+        if top > 0.0 and top < np.inf:
+            ex = math.frexp(top)[1]
+        for j in range(d):
+            out[k, j] = math.ldexp(A[k, j], -ex)
+        ex_out[k] = exps[k] + ex
+    return out, ex_out
+
+
+@njit(nogil=True, cache=True)
 def network_rows(thetas, e, out_s, y, loss, depth, offsets):
     """The columns of the parameter rows ``thetas`` (K, P) (true rows ``2**e[k] thetas[k]``)
     and the network's outputs ``out_s`` (K, N) at them.

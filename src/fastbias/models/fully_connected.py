@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,18 @@ from ._layouts import (
     extended_tensor_runner,
     fully_connected_layout,
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _dims_offsets(d: int, widths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' ``dims`` ``[d, w_1, ..., w_{L-1}]`` and layer ``offsets`` (int64,
+    read-only; the runner passes copies: numba kernels are compiled for writable arrays)."""
+    dims = np.array([d, *widths], dtype=np.int64)
+    sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    dims.setflags(write=False)
+    offsets.setflags(write=False)
+    return dims, offsets
 
 
 class FullyConnected(Model):
@@ -114,9 +127,7 @@ class FullyConnected(Model):
         return ConvergenceCondition(lam, lam > 0, "Yun et al. 2021, Theorem 7.1")
 
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
-        dims = self.dims(Z.shape[1])
-        sizes = [int(a * b) for a, b in zip(dims[:-1], dims[1:], strict=True)] + [int(dims[-1])]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        dims, offsets = (a.copy() for a in _dims_offsets(int(Z.shape[1]), tuple(self.widths)))
         if precision == "extended":  # long double, factored (else the tensor kernel)
             run = extended_factored_runner("fc", Z, loss, (dims, offsets))
             if run is not None:

@@ -535,12 +535,13 @@ def _build_history_compiled(
         B = thetas.reshape(K, d)
         th, offsets = _EMPTY_2D, _NO_OFFSETS
     else:
-        thetas, e = _unit_rows_if_extreme(thetas, e)
+        if not _network_kernels().rows_in_range(thetas):  # (rows near unit scale: as they are)
+            thetas, e = _unit_rows_if_extreme(thetas, e)
         B = np.asarray(model.predictors(thetas, d), dtype=np.float64).reshape(K, d)
         th = np.ascontiguousarray(thetas)
         offsets = _kernel_offsets(tuple(model.shapes(d))).copy()  # (writable, as kernels get)
     ex0 = e * model.depth
-    Bn, bexp = _normalize_rows(B, ex0)
+    Bn, bexp = _network_kernels().normalize_rows(B, ex0)  # (_normalize_rows, compiled)
     Zd = np.asarray(Z, dtype=np.float64)
     out_s = Bn @ Zd.T  # (K, N): margins (or predictions) / 2**bexp
     regression_run = loss == "squared"
@@ -768,12 +769,7 @@ def build_network_history(
     K = len(thetas)
     if K == 0 or not hasattr(model, "forward_rows") or thetas.shape[1] == 0:
         return build_network_history_numpy(steps, thetas, model, X, y, loss, meta, theta_scale)
-    global _NETWORK_KERNELS
-    if _NETWORK_KERNELS is None:
-        from ..kernels import _numba_network_history as nnh
-
-        _NETWORK_KERNELS = nnh
-    nnh = _NETWORK_KERNELS
+    nnh = _network_kernels()
     thetas = np.ascontiguousarray(thetas)
     if not nnh.rows_in_range(thetas):
         return build_network_history_numpy(steps, thetas, model, X, y, loss, meta, theta_scale)
@@ -833,7 +829,16 @@ def build_network_history(
     )  # fmt: skip
 
 
-_NETWORK_KERNELS = None  # kernels._numba_network_history, imported on first use
+_NETWORK_KERNELS = []
+
+
+def _network_kernels():
+    """:mod:`fastbias.kernels._numba_network_history` (imported on first use)."""
+    if not _NETWORK_KERNELS:
+        from ..kernels import _numba_network_history
+
+        _NETWORK_KERNELS.append(_numba_network_history)
+    return _NETWORK_KERNELS[0]
 
 
 def build_network_history_numpy(
