@@ -108,3 +108,8 @@ int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long
                 int loss, int rule, long long step0, long long n_steps,
                 const long long *rec_steps, long long K, long double *rec_theta,
                 long double s_floor, long long *fail_step);
+
+/* e^(xh + xl) in double-double (csrc/fb_ld_dd.h, fb_dd_exp_weights: the exp loss's weights of
+ * fb_gd_diagonal_ld, fb_gd_fc_ld and fb_gd_conv_ld) for x <= 0, as exact pairs qh + ql; for
+ * the tests. Returns 0, or -5 where the double-double code does not run (no AVX2/FMA). */
+int fb_dd_exp_check(const double *xh, const double *xl, long long n, double *qh, double *ql);

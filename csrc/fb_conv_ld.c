@@ -103,7 +103,8 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
     int status = 0;
     fb_ld_data D;
     double *vsplit;
-    const int use_dd = fb_dd_use();
+    const int use_dd = fb_dd_use(), exp_dd = use_dd && loss == 0;
+    double *mh, *ml, *qh, *ql;
 
     if (Z == NULL || theta == NULL || spec == NULL || fail_step == NULL || N < 1 || d < 1
         || L < 1 || K < 0 || n_steps < 0 || (K > 0 && (rec_steps == NULL || rec_theta == NULL))) {
@@ -153,13 +154,18 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
             free(ZF);
             return code;
         }
-        vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d)) * sizeof(double));
+        /* the split of v in fb_ld_products, the margins' and exp weights' pairs (2 N each) */
+        vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 4 * N) * sizeof(double));
         if (vsplit == NULL) {
             free(D.Zh);
             free(ZF);
             return -4;
         }
     }
+    mh = vsplit + 2 * (N > d ? N : d);
+    ml = mh + N;
+    qh = ml + N;
+    ql = qh + N;
     if (!use_spec) {
         for (l = 0; l < L; ++l) {
             fb_ld_spectrum(theta + l * d, d, H, ct, st, spec + 2 * l * H, spec + (2 * l + 1) * H);
@@ -168,6 +174,7 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
 
     for (t = step0; t < step0 + n_steps; ++t) {
         long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L, n2 = 0.0L;
+        long long r_m, i_min = 0;
         /* prefix products and b */
         for (j = 0; j < H; ++j) {
             long double br = spec[j], bi = spec[H + j];
@@ -186,8 +193,8 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
                 b[H - 1 + j] = cw[j] * bi;
             }
         }
-        fb_ld_products(D.Zh, D.has_lo ? D.Zl : NULL, D.ZTh, D.has_lo ? D.ZTl : NULL, N, d, b, m,
-                       vsplit, use_dd);
+        r_m = fb_ld_products(D.Zh, D.has_lo ? D.Zl : NULL, D.ZTh, D.has_lo ? D.ZTl : NULL, N, d,
+                             b, m, vsplit, use_dd, NULL, NULL, exp_dd ? mh : NULL, ml);
         for (n = 0; n < N; ++n) { /* the divergence test "min(m) > s_floor" (false for NaN) */
             if (!(m[n] > s_floor)) {
                 status = 1;
@@ -195,23 +202,35 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
             }
             if (n == 0 || m[n] < s) {
                 s = m[n];
+                i_min = n;
             }
         }
         if (status) {
             break;
         }
-        /* the weights (and the loss-scaled rule's sum) of fb_ld_step.h, without its G: with
-         * d = 0 it leaves q = E in the logistic shifted branch, finished here; G from the
-         * transposed rows with four accumulators (x87 add latency, not throughput, bounds a
-         * single running sum) */
-        log_scale = fb_ld_weights_G(ZF, m, q, Gv, N, 0, s, loss, rule, &exp_log_scale, &total);
-        if (loss == 1 && !(s < 0.0L)) {
-            for (n = 0; n < N; ++n) {
-                q[n] = q[n] / (1.0L + exp_log_scale * q[n]);
+#if FB_LD_HAVE_DD
+        if (exp_dd && r_m == N) {
+            /* the exp loss's weights in double-double, from the unrounded margins, straight
+             * into the G product as pairs (fb_dd_exp_weights) */
+            log_scale = -s;
+            total = fb_dd_exp_weights(mh, ml, i_min, N, qh, ql, rule == 2);
+            fb_ld_products(D.ZTh, D.has_lo ? D.ZTl : NULL, D.Zh, D.has_lo ? D.Zl : NULL, d, N, q,
+                           Gv, vsplit, use_dd, qh, ql, NULL, NULL);
+        } else
+#endif
+        {
+            /* the weights (and the loss-scaled rule's sum) of fb_ld_step.h, without its G:
+             * with d = 0 it leaves q = E in the logistic shifted branch, finished here */
+            log_scale = fb_ld_weights_G(ZF, m, q, Gv, N, 0, s, loss, rule, &exp_log_scale,
+                                        &total);
+            if (loss == 1 && !(s < 0.0L)) {
+                for (n = 0; n < N; ++n) {
+                    q[n] = q[n] / (1.0L + exp_log_scale * q[n]);
+                }
             }
+            fb_ld_products(D.ZTh, D.has_lo ? D.ZTl : NULL, D.Zh, D.has_lo ? D.Zl : NULL, d, N,
+                           q, Gv, vsplit, use_dd, NULL, NULL, NULL, NULL);
         }
-        fb_ld_products(D.ZTh, D.has_lo ? D.ZTl : NULL, D.Zh, D.has_lo ? D.Zl : NULL, d, N, q,
-                       Gv, vsplit, use_dd);
         /* upd_l = G_hat conj(pre_l suf_l), suf running from the last layer */
         for (j = 0; j < H; ++j) {
             suf[j] = 1.0L;

@@ -399,11 +399,19 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     int status = 0;
     const int use_dd = fb_dd_use();
     int diag2 = 0;
-    /* scratch: the split of v in fb_ld_products (2 max(N, d)), the pairs (2 P) */
-    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 2 * P) * sizeof(double));
+    /* scratch: the split of v in fb_ld_products (2 max(N, d)), the pairs (2 P), the
+     * margins' and the exp loss's weights' pairs (2 N each) */
+    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 2 * P + 4 * N)
+                                      * sizeof(double));
+    double *mh, *ml, *qh, *ql;
+    const int exp_dd = use_dd && loss == 0;
     if (vsplit == NULL) {
         return -4;
     }
+    mh = vsplit + 2 * (N > d ? N : d) + 2 * P;
+    ml = mh + N;
+    qh = ml + N;
+    ql = qh + N;
     /* the pairs (fully connected; depth-2 diagonal), if theta is in the double range */
     M->th = NULL;
     if (M->kind == FB_LD_FC || (M->kind == FB_LD_DIAG && M->L == 2)) {
@@ -424,6 +432,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
 
     for (t = step0; t < step0 + n_steps; ++t) {
         long double s = 0.0L, log_scale, exp_log_scale = 1.0L, factor, total = 0.0L, n2;
+        long long r_m, i_min = 0;
 
         if (!diag2) {
             fb_ld_predictor(M, theta);
@@ -431,7 +440,8 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
             fb_ld_diag2_predictor(M);
         }
         /* m = Z beta and the divergence test "min(m) > s_floor" (false for NaN too) */
-        fb_ld_products(D->Zh, Zl, D->ZTh, ZTl, N, d, M->beta, m, vsplit, use_dd);
+        r_m = fb_ld_products(D->Zh, Zl, D->ZTh, ZTl, N, d, M->beta, m, vsplit, use_dd, NULL,
+                             NULL, exp_dd ? mh : NULL, ml);
         for (n = 0; n < N; ++n) {
             if (!(m[n] > s_floor)) {
                 status = 1;
@@ -439,20 +449,35 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
             }
             if (n == 0 || m[n] < s) {
                 s = m[n];
+                i_min = n;
             }
         }
         if (status) {
             break;
         }
-        /* the weights (and the loss-scaled rule's sum) of fb_ld_step.h without its G (d = 0:
-         * the logistic shifted branch leaves q = E, finished here); then G = Z^T q */
-        log_scale = fb_ld_weights_G(m, m, q, M->G, N, 0, s, loss, rule, &exp_log_scale, &total);
-        if (loss == 1 && !(s < 0.0L)) {
-            for (n = 0; n < N; ++n) {
-                q[n] = q[n] / (1.0L + exp_log_scale * q[n]);
+#if FB_LD_HAVE_DD
+        if (exp_dd && r_m == N) {
+            /* the exp loss's weights in double-double, from the unrounded margins, straight
+             * into the G product as pairs (fb_dd_exp_weights) */
+            log_scale = -s;
+            total = fb_dd_exp_weights(mh, ml, i_min, N, qh, ql, rule == 2);
+            fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd, qh, ql, NULL,
+                           NULL);
+        } else
+#endif
+        {
+            /* the weights (and the loss-scaled rule's sum) of fb_ld_step.h without its G
+             * (d = 0: the logistic shifted branch leaves q = E, finished here); G = Z^T q */
+            log_scale = fb_ld_weights_G(m, m, q, M->G, N, 0, s, loss, rule, &exp_log_scale,
+                                        &total);
+            if (loss == 1 && !(s < 0.0L)) {
+                for (n = 0; n < N; ++n) {
+                    q[n] = q[n] / (1.0L + exp_log_scale * q[n]);
+                }
             }
+            fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd, NULL, NULL,
+                           NULL, NULL);
         }
-        fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd);
 
         n2 = diag2 ? fb_ld_diag2_norm(M) : fb_ld_vjp(M, theta);
         if (!(n2 < (long double)INFINITY)) {
@@ -603,4 +628,41 @@ int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long
     free(D.Zh);
     free(work);
     return code;
+}
+
+int fb_dd_exp_check(const double *xh, const double *xl, long long n, double *qh, double *ql)
+{
+#if FB_LD_HAVE_DD
+    /* fb_dd_exp_weights takes margins m and their minimum s and forms x = s - m: here m = -x
+     * with a 0 appended as the minimum */
+    double *m = (double *)malloc((size_t)(4 * (n + 1)) * sizeof(double));
+    long long i;
+    if (m == NULL) {
+        return -4;
+    }
+    if (!fb_dd_use()) {
+        free(m);
+        return -5;
+    }
+    for (i = 0; i < n; ++i) {
+        m[i] = -xh[i];
+        m[n + 1 + i] = -xl[i];
+    }
+    m[n] = 0.0;
+    m[2 * n + 1] = 0.0;
+    fb_dd_exp_weights(m, m + n + 1, n, n + 1, m + 2 * (n + 1), m + 3 * (n + 1), 0);
+    for (i = 0; i < n; ++i) {
+        qh[i] = m[2 * (n + 1) + i];
+        ql[i] = m[3 * (n + 1) + i];
+    }
+    free(m);
+    return 0;
+#else
+    (void)xh;
+    (void)xl;
+    (void)n;
+    (void)qh;
+    (void)ql;
+    return -5;
+#endif
 }

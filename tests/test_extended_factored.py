@@ -229,3 +229,35 @@ def test_parameters_past_the_double_range_take_the_long_double_path(model):
     assert kern[:2] == ref[:2] == (0, 100)
     assert np.all(np.isfinite(kern[2])) and np.max(np.abs(kern[2])) > 1e300
     assert _rel(kern[2], ref[2]) < 1e-16
+
+
+def test_double_double_exp_against_long_double_exp():
+    """The exp loss's weights e^x (x = s - m_n <= 0) in double-double (fb_ld_dd.h,
+    fb_dd_exp_weights) against np.exp in np.longdouble (expl, within an ulp, 5.4e-20): within
+    2e-19 relative from 0 down to the double range's end, exactly 1 at 0 and 0 far below."""
+    out = _c.dd_exp_check(np.zeros(1), np.zeros(1))
+    if out is None:
+        pytest.skip("the double-double code needs AVX2/FMA")
+    assert out[0][0] == 1.0 and out[1][0] == 0.0
+    rng = np.random.default_rng(3)
+    # every reduction interval: a dense grid near 0, random points to -745, the split at -650
+    x = np.concatenate([
+        -np.linspace(0, 2, 4001), -rng.uniform(0, 745, 20000), -np.geomspace(1e-30, 1, 200),
+        [-649.999, -650.0, -650.001, -700.0, -708.3, -744.0],
+    ])  # fmt: skip
+    # low parts: x as a long double with 11 bits below double precision (what the margins
+    # give), so that x + xl is exact in np.longdouble and the reference's argument is x
+    xl = np.round(rng.uniform(-1, 1, x.size) * 2.0**10) * (np.spacing(x) / 2.0**11)
+    qh, ql = _c.dd_exp_check(x, xl)
+    got = qh.astype(LD) + ql.astype(LD)
+    want = np.exp(x.astype(LD) + xl.astype(LD))
+    # (the reference's and the sum's roundings are 1.1e-19 each at most, for E near 1/2;
+    # below e^-708 the pair's low part is subnormal or zero: half the smallest subnormal)
+    assert np.all(np.abs(got - want) <= 2.5e-19 * want + LD(2.0) ** -1075)
+    ok = x > -650  # the double-double lanes
+    assert np.max(np.abs(got[ok] - want[ok]) / want[ok]) < 2.5e-19
+    # the pairs are exact double pairs: |ql| at most half an ulp of qh
+    assert np.all(np.abs(ql) <= np.spacing(qh) / 2)
+    # far below: exactly 0 (fb_expl_nonpos)
+    qh, ql = _c.dd_exp_check(np.array([-1e4, -1e5, -1e300]), np.zeros(3))
+    assert np.all(qh == 0) and np.all(ql == 0)

@@ -581,3 +581,25 @@ def gd_fc_extended(Z, theta, dims, offsets, lr, loss, rule, step0, n_steps, rec_
         int(loss), int(rule), int(step0), int(n_steps), rs, K, rec, _ld_scalar(s_floor), fail,
     )  # fmt: skip
     return _translate(code, int(fail[0]), "fb_gd_fc_ld")
+
+
+def dd_exp_check(xh: Any, xl: Any) -> tuple[Any, Any] | None:
+    """``e^(xh + xl)`` (x <= 0) as exact double pairs ``(qh, ql)`` from the double-double
+    exponential of the extended-precision exp-loss weights (``fb_dd_exp_check``, for the
+    tests), or ``None`` where that code does not run (no AVX2/FMA, or no C extension)."""
+    if not available():
+        return None
+    c = _require_lib()
+    xh = np.ascontiguousarray(xh, dtype=np.float64)
+    xl = np.ascontiguousarray(xl, dtype=np.float64)
+    n = xh.shape[0]
+    qh, ql = np.zeros(n), np.zeros(n)
+    code = c.fb_dd_exp_check(
+        _f64_ptr("xh", xh, (n,), False), _f64_ptr("xl", xl, (n,), False),
+        n, _f64_ptr("qh", qh, (n,), True), _f64_ptr("ql", ql, (n,), True),
+    )  # fmt: skip
+    if code == -5:
+        return None
+    if code != 0:
+        raise MemoryError("fb_dd_exp_check could not allocate its scratch.")
+    return qh, ql
