@@ -127,6 +127,10 @@ typedef struct {
     /* th + tl: theta as exact double pairs during the call (fully connected, and the depth-2
      * diagonal), or NULL; theta is written back at the recorded steps and on return */
     double *th, *tl;
+    /* fully connected with the pairs on AVX2 (fb_dd_use()): the W products and the update
+     * in double-double (below); dsplit: 4 width doubles of scratch */
+    int use_dd;
+    double *dsplit;
 } fb_ld_model;
 
 /* Parameters held as exact double pairs. On this AMD EPYC an x87 store of an 80-bit number
@@ -181,6 +185,142 @@ static void fb_ld_gemv_t_pair(const double *Ah, const double *Al, long long rows
     }
 }
 
+#if FB_LD_HAVE_DD
+/* The fully connected layers' O(width^2) work in double-double on AVX2, on the parameters'
+ * exact pairs: the predictor's W v, the VJP's W^T a (fb_dd_rows) and the update
+ * W += f a r^T. With x87 they were ~60% of a FullyConnected([50]) step after the data
+ * products went to double-double (perf: the update's 80-bit arithmetic and pair stores alone
+ * ~25%). */
+
+/* out[r] = sum_c (Ah + Al)[r, c] (vh + vl)[c]: four lanes over c, then the lanes' S and C
+ * added in long double */
+FB_DD_TARGET static void fb_dd_dots(const double *Ah, const double *Al, long long rows,
+                                    long long cols, const double *vh, const double *vl,
+                                    long double *out)
+{
+    long long r, c;
+    for (r = 0; r < rows; ++r) {
+        const double *a = Ah + r * cols, *al = Al + r * cols;
+        __m256d S = _mm256_setzero_pd(), C = _mm256_setzero_pd();
+        double sh[4], cl[4], St = 0.0, Ct = 0.0;
+        long double acc;
+        for (c = 0; c + 4 <= cols; c += 4) {
+            const __m256d z = _mm256_loadu_pd(a + c), zl = _mm256_loadu_pd(al + c);
+            const __m256d bh = _mm256_loadu_pd(vh + c), bl = _mm256_loadu_pd(vl + c);
+            FB_DD_STEP(S, C, z, zl, bh, bl, 1);
+        }
+        for (; c < cols; ++c) { /* the same arithmetic, scalar */
+            const double z = a[c], p = z * vh[c], e = fma(z, vh[c], -p);
+            const double s = St + p, b = s - St;
+            Ct = Ct + (((St - (s - b)) + (p - b)) + e);
+            Ct = fma(z, vl[c], Ct);
+            Ct = fma(al[c], vh[c], Ct);
+            St = s;
+        }
+        _mm256_storeu_pd(sh, S);
+        _mm256_storeu_pd(cl, C);
+        acc = ((long double)sh[0] + sh[1]) + ((long double)sh[2] + sh[3]);
+        acc += (long double)St;
+        acc += (((long double)cl[0] + cl[1]) + ((long double)cl[2] + cl[3])) + Ct;
+        out[r] = acc;
+    }
+}
+
+/* x = xh + xl (exact pairs) + p, p = (fh + fl)(gh + gl), rounded to long double's 64-bit
+ * significand and returned as the canonical pair (h = RN_double(x), l = x - h) that
+ * fb_pair_put makes, so a run split into calls is bit for bit one call: the sum in
+ * double-double (two-sums, the product fh gh exact by an FMA), then its low part rounded to
+ * the grid q = 2^(exponent(h) - 63) by adding and subtracting K = 1.5 2^52 q (below a power
+ * of two h the grid is a bit coarser than long double's: still a long double, the same in
+ * every path), then renormalized */
+#define FB_DD_UPDATE(xh, xl, F, Fl, G, Gl, mask, kq, oh, ol)                                 \
+    do {                                                                                  \
+        const __m256d up_ = _mm256_mul_pd(F, G);                                           \
+        const __m256d upe_ = _mm256_fmsub_pd(F, G, up_);                                    \
+        __m256d us_, use_, ulo_, uh_, ul_, uK_;                                                 \
+        FB_DD_TWO_SUM(xh, up_, us_, use_);                                                   \
+        ulo_ = _mm256_add_pd(_mm256_add_pd(use_, upe_), xl);                                 \
+        ulo_ = _mm256_fmadd_pd(F, Gl, ulo_);                                                \
+        ulo_ = _mm256_fmadd_pd(Fl, G, ulo_);                                                \
+        FB_DD_TWO_SUM(us_, ulo_, uh_, ul_);                                                   \
+        uK_ = _mm256_mul_pd(_mm256_and_pd(uh_, mask), kq);                                  \
+        ul_ = _mm256_sub_pd(_mm256_add_pd(ul_, uK_), uK_);                                    \
+        oh = _mm256_add_pd(uh_, ul_);                                                       \
+        ol = _mm256_sub_pd(ul_, _mm256_sub_pd(oh, uh_));                                    \
+    } while (0)
+
+/* W += (fh + fl)[r] (gh + gl)[c] for a (rows, cols) matrix of pairs */
+FB_DD_TARGET static void fb_dd_outer_update(double *Wh, double *Wl, long long rows,
+                                            long long cols, const double *fh,
+                                            const double *fl, const double *gh,
+                                            const double *gl)
+{
+    const __m256d mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7ff0000000000000LL));
+    const __m256d kq = _mm256_set1_pd(0x1.8p-11);
+    long long r, c;
+    for (r = 0; r < rows; ++r) {
+        double *wh = Wh + r * cols, *wl = Wl + r * cols;
+        const __m256d F = _mm256_broadcast_sd(fh + r), Fl = _mm256_broadcast_sd(fl + r);
+        for (c = 0; c + 4 <= cols; c += 4) {
+            const __m256d G = _mm256_loadu_pd(gh + c), Gl = _mm256_loadu_pd(gl + c);
+            const __m256d xh = _mm256_loadu_pd(wh + c), xl = _mm256_loadu_pd(wl + c);
+            __m256d nh, nl;
+            FB_DD_UPDATE(xh, xl, F, Fl, G, Gl, mask, kq, nh, nl);
+            _mm256_storeu_pd(wh + c, nh);
+            _mm256_storeu_pd(wl + c, nl);
+        }
+        if (c < cols) { /* the last columns padded to a vector */
+            double bh[4] = {0, 0, 0, 0}, bl[4] = {0, 0, 0, 0}, xh4[4] = {0, 0, 0, 0},
+                   xl4[4] = {0, 0, 0, 0};
+            const long long w = cols - c;
+            long long i;
+            __m256d nh, nl;
+            for (i = 0; i < w; ++i) {
+                bh[i] = gh[c + i];
+                bl[i] = gl[c + i];
+                xh4[i] = wh[c + i];
+                xl4[i] = wl[c + i];
+            }
+            {
+                const __m256d G = _mm256_loadu_pd(bh), Gl = _mm256_loadu_pd(bl);
+                const __m256d xh = _mm256_loadu_pd(xh4), xl = _mm256_loadu_pd(xl4);
+                FB_DD_UPDATE(xh, xl, F, Fl, G, Gl, mask, kq, nh, nl);
+            }
+            _mm256_storeu_pd(xh4, nh);
+            _mm256_storeu_pd(xl4, nl);
+            for (i = 0; i < w; ++i) {
+                wh[c + i] = xh4[i];
+                wl[c + i] = xl4[i];
+            }
+        }
+    }
+}
+#endif
+
+/* v (n long doubles) as exact pairs (h, l); returns 0 if some entry is past the double range */
+static int fb_ld_split(const long double *v, long long n, double *h, double *l)
+{
+    long long i;
+    int finite = 1;
+    for (i = 0; i < n; ++i) {
+        h[i] = (double)v[i];
+        l[i] = (double)(v[i] - (long double)h[i]);
+        finite &= isfinite(h[i]) != 0;
+    }
+    return finite;
+}
+
+/* whether out[0..n) are finite */
+static int fb_ld_all_finite(const long double *out, long long n)
+{
+    long long i;
+    int finite = 1;
+    for (i = 0; i < n; ++i) {
+        finite &= isfinite(out[i]) != 0;
+    }
+    return finite;
+}
+
 /* beta = P(theta) */
 static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
 {
@@ -208,8 +348,19 @@ static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
                 M->right[(L - 1) * wd + j] = fb_pair_get(M->th + o, M->tl + o, j);
             }
             for (l = L - 2; l >= 0; --l) {
-                fb_ld_matvec(M->th + M->offsets[l], M->tl + M->offsets[l], M->dims[l],
-                             M->dims[l + 1], M->right + (l + 1) * wd, M->right + l * wd);
+                const double *Wh = M->th + M->offsets[l], *Wl = M->tl + M->offsets[l];
+                const long long rows = M->dims[l], cols = M->dims[l + 1];
+                const long double *v = M->right + (l + 1) * wd;
+                long double *out = M->right + l * wd;
+#if FB_LD_HAVE_DD
+                if (M->use_dd && fb_ld_split(v, cols, M->dsplit, M->dsplit + wd)) {
+                    fb_dd_dots(Wh, Wl, rows, cols, M->dsplit, M->dsplit + wd, out);
+                    if (fb_ld_all_finite(out, rows)) {
+                        continue;
+                    }
+                }
+#endif
+                fb_ld_matvec(Wh, Wl, rows, cols, v, out);
             }
         } else {
             memcpy(M->right + (L - 1) * wd, theta + M->offsets[L - 1],
@@ -261,8 +412,20 @@ static long double fb_ld_vjp(fb_ld_model *M, const long double *theta)
             const long double *W = theta + M->offsets[l], *a = M->avec + l * wd;
             const long double *rg = M->right + (l + 1) * wd;
             if (M->th != NULL) {
-                fb_ld_gemv_t_pair(M->th + M->offsets[l], M->tl + M->offsets[l], rows, cols, a,
-                                  M->avec + (l + 1) * wd);
+                long double *out = M->avec + (l + 1) * wd;
+                int done = 0;
+#if FB_LD_HAVE_DD
+                if (M->use_dd && fb_ld_split(a, rows, M->dsplit, M->dsplit + wd)) {
+                    /* out[c] = sum_r W[r, c] a[r]: W row-major is the (cols, rows) layout */
+                    fb_dd_rows(M->th + M->offsets[l], M->tl + M->offsets[l], cols, rows,
+                               M->dsplit, M->dsplit + wd, 0, cols, out, NULL, NULL);
+                    done = fb_ld_all_finite(out, cols);
+                }
+#endif
+                if (!done) {
+                    fb_ld_gemv_t_pair(M->th + M->offsets[l], M->tl + M->offsets[l], rows, cols,
+                                      a, out);
+                }
             } else {
                 fb_ld_gemv_t(W, rows, cols, a, M->avec + (l + 1) * wd);
             }
@@ -290,6 +453,25 @@ static void fb_ld_update(fb_ld_model *M, long double *theta, long double factor)
             const long long rows = M->dims[l], cols = M->dims[l + 1];
             double *Wh = M->th + M->offsets[l], *Wl = M->tl + M->offsets[l];
             const long double *a = M->avec + l * wd, *rg = M->right + (l + 1) * wd;
+#if FB_LD_HAVE_DD
+            if (M->use_dd) {
+                /* f_r = factor a_r (long double), W += f r^T in double-double, each sum
+                 * rounded to long double (fb_dd_outer_update); the x87 loop below when
+                 * f or r leaves the double range */
+                double *fh = M->dsplit, *fl = fh + wd, *gh = fl + wd, *gl = gh + wd;
+                int ok = fb_ld_split(rg, cols, gh, gl);
+                for (r = 0; r < rows; ++r) {
+                    const long double f = factor * a[r];
+                    fh[r] = (double)f;
+                    fl[r] = (double)(f - (long double)fh[r]);
+                    ok &= isfinite(fh[r]) != 0;
+                }
+                if (ok) {
+                    fb_dd_outer_update(Wh, Wl, rows, cols, fh, fl, gh, gl);
+                    continue;
+                }
+            }
+#endif
             for (r = 0; r < rows; ++r) {
                 const long double ar = a[r];
                 for (c = 0; c < cols; ++c) {
@@ -400,8 +582,9 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     const int use_dd = fb_dd_use();
     int diag2 = 0;
     /* scratch: the split of v in fb_ld_products (2 max(N, d)), the pairs (2 P), the
-     * margins' and the exp loss's weights' pairs (2 N each) */
-    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 2 * P + 4 * N)
+     * margins' and the exp loss's weights' pairs (2 N each), the FC splits (4 width) */
+    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 2 * P + 4 * N
+                                               + 4 * M->width)
                                       * sizeof(double));
     double *mh, *ml, *qh, *ql;
     const int exp_dd = use_dd && loss == 0;
@@ -412,6 +595,8 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     ml = mh + N;
     qh = ml + N;
     ql = qh + N;
+    M->dsplit = ql + N;
+    M->use_dd = use_dd;
     /* the pairs (fully connected; depth-2 diagonal), if theta is in the double range */
     M->th = NULL;
     if (M->kind == FB_LD_FC || (M->kind == FB_LD_DIAG && M->L == 2)) {

@@ -153,11 +153,14 @@ def test_factored_extended_data_with_more_than_double_precision():
         assert _rel(theta, kern[2]) > 1e-19  # the low bits were used
 
 
-@pytest.mark.parametrize("model", [Diagonal(2), FullyConnected([4])])
-def test_factored_extended_divergence_and_chunks(model):
+@pytest.mark.parametrize("loss", [0, 1])
+@pytest.mark.parametrize("model", [Diagonal(2), FullyConnected([4]), FullyConnected([7, 3])])
+def test_factored_extended_divergence_and_chunks(model, loss):
+    """Chunks equal one call bit for bit: with AVX2 the FC update sums in double-double and
+    rounds each parameter to long double (widths 7 and 3: vector tails)."""
     X, y = random_separable(8, 5, seed=4)
     Z = X * y[:, None]
-    run = model.runner(Z, np.zeros(8), 0, "extended")
+    run = model.runner(Z, np.zeros(8), loss, "extended")
     theta0 = model.flatten(model.init_params(5, None, 1.0, 0)).astype(LD)
     none, rec0 = np.zeros(0, np.int64), np.zeros((0, theta0.size), LD)
     # the divergence test at the first step: min margin not above the floor
