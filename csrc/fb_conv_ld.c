@@ -104,7 +104,7 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
     fb_ld_data D;
     double *vsplit;
     const int use_dd = fb_dd_use(), exp_dd = use_dd && loss == 0;
-    double *mh, *ml, *qh, *ql;
+    double *mh, *ml, *qh, *ql, *sigma;
 
     if (Z == NULL || theta == NULL || spec == NULL || fail_step == NULL || N < 1 || d < 1
         || L < 1 || K < 0 || n_steps < 0 || (K > 0 && (rec_steps == NULL || rec_theta == NULL))) {
@@ -154,8 +154,9 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
             free(ZF);
             return code;
         }
-        /* the split of v in fb_ld_products, the margins' and exp weights' pairs (2 N each) */
-        vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 4 * N) * sizeof(double));
+        /* the split of v in fb_ld_products and its offsets, the margins' and exp weights'
+         * pairs (2 N each) */
+        vsplit = (double *)malloc((size_t)(3 * (N > d ? N : d) + 4 * N) * sizeof(double));
         if (vsplit == NULL) {
             free(D.Zh);
             free(ZF);
@@ -166,6 +167,7 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
     ml = mh + N;
     qh = ml + N;
     ql = qh + N;
+    sigma = ql + N; /* max(N, d): fb_ld_products's offsets */
     if (!use_spec) {
         for (l = 0; l < L; ++l) {
             fb_ld_spectrum(theta + l * d, d, H, ct, st, spec + 2 * l * H, spec + (2 * l + 1) * H);
@@ -194,7 +196,8 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
             }
         }
         r_m = fb_ld_products(D.Zh, D.has_lo ? D.Zl : NULL, D.ZTh, D.has_lo ? D.ZTl : NULL, N, d,
-                             b, m, vsplit, use_dd, NULL, NULL, exp_dd ? mh : NULL, ml);
+                             b, m, vsplit, use_dd, NULL, NULL, exp_dd ? mh : NULL, ml, &D, D.rabs,
+                             sigma);
         for (n = 0; n < N; ++n) { /* the divergence test "min(m) > s_floor" (false for NaN) */
             if (!(m[n] > s_floor)) {
                 status = 1;
@@ -215,7 +218,7 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
             log_scale = -s;
             total = fb_dd_exp_weights(mh, ml, i_min, N, qh, ql, rule == 2);
             fb_ld_products(D.ZTh, D.has_lo ? D.ZTl : NULL, D.Zh, D.has_lo ? D.Zl : NULL, d, N, q,
-                           Gv, vsplit, use_dd, qh, ql, NULL, NULL);
+                           Gv, vsplit, use_dd, qh, ql, NULL, NULL, &D, D.cabs, sigma);
         } else
 #endif
         {
@@ -229,7 +232,7 @@ int fb_gd_conv_ld(const long double *Z, long double *theta, long double *spec, i
                 }
             }
             fb_ld_products(D.ZTh, D.has_lo ? D.ZTl : NULL, D.Zh, D.has_lo ? D.Zl : NULL, d, N,
-                           q, Gv, vsplit, use_dd, NULL, NULL, NULL, NULL);
+                           q, Gv, vsplit, use_dd, NULL, NULL, NULL, NULL, &D, D.cabs, sigma);
         }
         /* upd_l = G_hat conj(pre_l suf_l), suf running from the last layer */
         for (j = 0; j < H; ++j) {

@@ -582,11 +582,11 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     const int use_dd = fb_dd_use();
     int diag2 = 0;
     /* scratch: the split of v in fb_ld_products (2 max(N, d)), the pairs (2 P), the
-     * margins' and the exp loss's weights' pairs (2 N each), the FC splits (4 width) */
-    double *vsplit = (double *)malloc((size_t)(2 * (N > d ? N : d) + 2 * P + 4 * N
+     * margins' and the exp loss's weights' pairs (2 N each), the FC splits (4 width), sigma (max(N, d)) */
+    double *vsplit = (double *)malloc((size_t)(3 * (N > d ? N : d) + 2 * P + 4 * N
                                                + 4 * M->width)
                                       * sizeof(double));
-    double *mh, *ml, *qh, *ql;
+    double *mh, *ml, *qh, *ql, *sigma;
     const int exp_dd = use_dd && loss == 0;
     if (vsplit == NULL) {
         return -4;
@@ -596,6 +596,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
     qh = ml + N;
     ql = qh + N;
     M->dsplit = ql + N;
+    sigma = M->dsplit + 4 * M->width; /* max(N, d): fb_ld_products's offsets */
     M->use_dd = use_dd;
     /* the pairs (fully connected; depth-2 diagonal), if theta is in the double range */
     M->th = NULL;
@@ -626,7 +627,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
         }
         /* m = Z beta and the divergence test "min(m) > s_floor" (false for NaN too) */
         r_m = fb_ld_products(D->Zh, Zl, D->ZTh, ZTl, N, d, M->beta, m, vsplit, use_dd, NULL,
-                             NULL, exp_dd ? mh : NULL, ml);
+                             NULL, exp_dd ? mh : NULL, ml, D, D->rabs, sigma);
         for (n = 0; n < N; ++n) {
             if (!(m[n] > s_floor)) {
                 status = 1;
@@ -647,7 +648,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
             log_scale = -s;
             total = fb_dd_exp_weights(mh, ml, i_min, N, qh, ql, rule == 2);
             fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd, qh, ql, NULL,
-                           NULL);
+                           NULL, D, D->cabs, sigma);
         } else
 #endif
         {
@@ -661,7 +662,7 @@ static int fb_ld_run(fb_ld_model *M, const fb_ld_data *D, long double *theta, lo
                 }
             }
             fb_ld_products(D->ZTh, ZTl, D->Zh, Zl, d, N, q, M->G, vsplit, use_dd, NULL, NULL,
-                           NULL, NULL);
+                           NULL, NULL, D, D->cabs, sigma);
         }
 
         n2 = diag2 ? fb_ld_diag2_norm(M) : fb_ld_vjp(M, theta);

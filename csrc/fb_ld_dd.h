@@ -28,6 +28,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FB_LD_HAVE_DD 1
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #define FB_DD_TARGET __attribute__((target("avx2,fma")))
@@ -48,6 +49,85 @@
         }                                                                                 \
         S = s_;                                                                           \
     } while (0)
+
+/* With sigma[r] >= 2 sum_c |A[r, c] v[c]| a power of two (fb_dd_sigmas), the running sum
+ * starts at sigma: T = sigma + S stays within [sigma / 2, 3 sigma / 2], so |T| >= |p| and the
+ * two-sum of T + p is Dekker's fast two-sum (3 operations instead of 6; the C chain is also
+ * split in two, shortening its dependency chain), and T - sigma is exact at the end. The bits
+ * of S below ulp(sigma) go to C exactly, so the sums are as accurate as the two-sum loop's
+ * (absolute error ~N 2^-105 sum |terms|, against long double's N 2^-64). 64 x 64 products,
+ * minimum over 20000 calls on this EPYC: 2.2 -> 1.6 us. Data without low parts only. */
+FB_DD_TARGET static void fb_dd_rows_offset(const double *ATh, long long rows, long long cols,
+                                           const double *vh, const double *vl,
+                                           const double *sigma, long long r1, long double *out,
+                                           double *oh, double *ol)
+{
+    long long r, c;
+    double sh[8], cl[8];
+    int i;
+    for (r = 0; r + 8 <= r1; r += 8) {
+        const __m256d g0 = _mm256_loadu_pd(sigma + r), g1 = _mm256_loadu_pd(sigma + r + 4);
+        __m256d T0 = g0, T1 = g1;
+        __m256d C0 = _mm256_setzero_pd(), C1 = C0, D0 = C0, D1 = C0;
+        for (c = 0; c < cols; ++c) {
+            const double *a = ATh + c * rows + r;
+            const __m256d bh = _mm256_broadcast_sd(vh + c), bl = _mm256_broadcast_sd(vl + c);
+            const __m256d z0 = _mm256_loadu_pd(a), z1 = _mm256_loadu_pd(a + 4);
+            __m256d p = _mm256_mul_pd(z0, bh), e = _mm256_fmsub_pd(z0, bh, p);
+            __m256d s = _mm256_add_pd(T0, p), q = _mm256_sub_pd(s, T0);
+            C0 = _mm256_add_pd(C0, _mm256_add_pd(_mm256_sub_pd(p, q), e));
+            D0 = _mm256_fmadd_pd(z0, bl, D0);
+            T0 = s;
+            p = _mm256_mul_pd(z1, bh);
+            e = _mm256_fmsub_pd(z1, bh, p);
+            s = _mm256_add_pd(T1, p);
+            q = _mm256_sub_pd(s, T1);
+            C1 = _mm256_add_pd(C1, _mm256_add_pd(_mm256_sub_pd(p, q), e));
+            D1 = _mm256_fmadd_pd(z1, bl, D1);
+            T1 = s;
+        }
+        _mm256_storeu_pd(sh, _mm256_sub_pd(T0, g0));
+        _mm256_storeu_pd(sh + 4, _mm256_sub_pd(T1, g1));
+        _mm256_storeu_pd(cl, _mm256_add_pd(C0, D0));
+        _mm256_storeu_pd(cl + 4, _mm256_add_pd(C1, D1));
+        for (i = 0; i < 8; ++i) {
+            out[r + i] = (long double)sh[i] + (long double)cl[i];
+        }
+        if (oh != NULL) {
+            memcpy(oh + r, sh, sizeof sh);
+            memcpy(ol + r, cl, sizeof cl);
+        }
+    }
+}
+
+/* sigma[r] = the power of two >= 2 rowabs[r] max_c |v[c]| (1 + 2^-40) (1 for a zero row);
+ * returns 0 (no offset sums) where a bound leaves [2^-900, 2^1000] */
+static int fb_dd_sigmas(const double *rowabs, double abs_min, double abs_max, long long rows,
+                        const double *vh, long long cols, double *sigma)
+{
+    double vmax = 0.0, m2;
+    long long r, c;
+    for (c = 0; c < cols; ++c) {
+        const double a = fabs(vh[c]);
+        vmax = a > vmax ? a : vmax;
+    }
+    m2 = 2.0 * (vmax * (1.0 + 0x1p-40)) * (1.0 + 0x1p-40);
+    if (!(vmax > 0.0) || !(abs_max * m2 < 0x1p1000) || !(abs_min * m2 > 0x1p-900)) {
+        return 0;
+    }
+    for (r = 0; r < rows; ++r) {
+        const double x = rowabs[r] * m2;
+        uint64_t bits;
+        if (x == 0.0) {
+            sigma[r] = 1.0;
+            continue;
+        }
+        memcpy(&bits, &x, sizeof bits);
+        bits = (bits + 0x000fffffffffffffULL) & 0x7ff0000000000000ULL;
+        memcpy(&sigma[r], &bits, sizeof bits);
+    }
+    return 1;
+}
 
 FB_DD_TARGET static void fb_dd_rows(const double *ATh, const double *ATl, long long rows,
                                     long long cols, const double *vh, const double *vl,
@@ -402,7 +482,8 @@ static inline long long fb_ld_products(const double *Ah, const double *Al, const
                                        const double *ATl, long long rows, long long cols,
                                        long double *v, long double *out, double *vsplit,
                                        int use_dd, const double *vh, const double *vl,
-                                       double *oh, double *ol)
+                                       double *oh, double *ol, const fb_ld_data *D,
+                                       const double *rowabs, double *sigma)
 {
     long long r_dd = 0, c;
 #if FB_LD_HAVE_DD
@@ -421,7 +502,14 @@ static inline long long fb_ld_products(const double *Ah, const double *Al, const
         if (finite) { /* else v is past the double range: the x87 loop */
             long long r;
             r_dd = rows;
-            fb_dd_rows(ATh, ATl, rows, cols, vh, vl, 0, r_dd, out, oh, ol);
+            if (rowabs != NULL && ATl == NULL && rows >= 8
+                && fb_dd_sigmas(rowabs, D->abs_min, D->abs_max, rows, vh, cols, sigma)) {
+                const long long r8 = rows - rows % 8;
+                fb_dd_rows_offset(ATh, rows, cols, vh, vl, sigma, r8, out, oh, ol);
+                fb_dd_rows(ATh, ATl, rows, cols, vh, vl, r8, rows, out, oh, ol);
+            } else {
+                fb_dd_rows(ATh, ATl, rows, cols, vh, vl, 0, r_dd, out, oh, ol);
+            }
             for (r = 0; r < r_dd; ++r) {
                 finite &= isfinite(out[r]) != 0;
             }
@@ -437,6 +525,9 @@ static inline long long fb_ld_products(const double *Ah, const double *Al, const
     (void)use_dd;
     (void)oh;
     (void)ol;
+    (void)D;
+    (void)rowabs;
+    (void)sigma;
 #endif
     if (r_dd < rows) {
         if (vh != NULL && vh != vsplit) {

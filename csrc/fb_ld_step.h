@@ -268,12 +268,16 @@ static FB_ALWAYS_INLINE long double fb_ld_weights_G(const long double *Z, const 
  * double and four rows sharing each 80-bit load). */
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The data rows as doubles: Z (N, d) and Z^T (d, N), hi and (if has_lo) lo parts. */
 typedef struct {
     long long N, d;
     double *Zh, *Zl, *ZTh, *ZTl;
     int has_lo;
+    /* sum_j |Z[n, j]| (N) and sum_n |Z[n, j]| (d), and their largest and smallest nonzero
+     * values over both: the bounds fb_dd_rows's offset sums take (fb_ld_dd.h) */
+    double *rabs, *cabs, abs_max, abs_min;
 } fb_ld_data;
 
 /* Split the long double rows into exact double pairs; returns 0, or -4 (memory) or -1 (an
@@ -285,7 +289,7 @@ static inline int fb_ld_data_init(fb_ld_data *D, const long double *Z, long long
     D->N = N;
     D->d = d;
     D->has_lo = 0;
-    D->Zh = (double *)malloc((size_t)(4 * n_all) * sizeof(double));
+    D->Zh = (double *)malloc((size_t)(4 * n_all + N + d) * sizeof(double));
     if (D->Zh == NULL) {
         return -4;
     }
@@ -308,6 +312,23 @@ static inline int fb_ld_data_init(fb_ld_data *D, const long double *Z, long long
             D->ZTl[j * N + n] = l;
             D->has_lo |= (l != 0.0);
         }
+    }
+    D->rabs = D->ZTl + n_all;
+    D->cabs = D->rabs + N;
+    memset(D->rabs, 0, (size_t)(N + d) * sizeof(double));
+    for (n = 0; n < N; ++n) {
+        for (j = 0; j < d; ++j) {
+            const double a = fabs(D->Zh[n * d + j]) + fabs(D->Zl[n * d + j]);
+            D->rabs[n] += a;
+            D->cabs[j] += a;
+        }
+    }
+    D->abs_max = 0.0;
+    D->abs_min = INFINITY;
+    for (n = 0; n < N + d; ++n) {
+        const double a = D->rabs[n];
+        D->abs_max = a > D->abs_max ? a : D->abs_max;
+        D->abs_min = (a > 0.0 && a < D->abs_min) ? a : D->abs_min;
     }
     return 0;
 }
