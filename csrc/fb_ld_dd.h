@@ -56,11 +56,11 @@
  * split in two, shortening its dependency chain), and T - sigma is exact at the end. The bits
  * of S below ulp(sigma) go to C exactly, so the sums are as accurate as the two-sum loop's
  * (absolute error ~N 2^-105 sum |terms|, against long double's N 2^-64). 64 x 64 products,
- * minimum over 20000 calls on this EPYC: 2.2 -> 1.6 us. Data without low parts only. */
-FB_DD_TARGET static void fb_dd_rows_offset(const double *ATh, long long rows, long long cols,
-                                           const double *vh, const double *vl,
-                                           const double *sigma, long long r1, long double *out,
-                                           double *oh, double *ol)
+ * minimum over 20000 calls on this EPYC: 2.2 -> 1.6 us. */
+FB_DD_TARGET static void fb_dd_rows_offset(const double *ATh, const double *ATl,
+                                           long long rows, long long cols, const double *vh,
+                                           const double *vl, const double *sigma, long long r1,
+                                           long double *out, double *oh, double *ol)
 {
     long long r, c;
     double sh[8], cl[8];
@@ -77,6 +77,10 @@ FB_DD_TARGET static void fb_dd_rows_offset(const double *ATh, long long rows, lo
             __m256d s = _mm256_add_pd(T0, p), q = _mm256_sub_pd(s, T0);
             C0 = _mm256_add_pd(C0, _mm256_add_pd(_mm256_sub_pd(p, q), e));
             D0 = _mm256_fmadd_pd(z0, bl, D0);
+            if (ATl != NULL) { /* the data's low parts (the Fourier rows of fb_conv_ld.c) */
+                D0 = _mm256_fmadd_pd(_mm256_loadu_pd(ATl + c * rows + r), bh, D0);
+                D1 = _mm256_fmadd_pd(_mm256_loadu_pd(ATl + c * rows + r + 4), bh, D1);
+            }
             T0 = s;
             p = _mm256_mul_pd(z1, bh);
             e = _mm256_fmsub_pd(z1, bh, p);
@@ -502,10 +506,10 @@ static inline long long fb_ld_products(const double *Ah, const double *Al, const
         if (finite) { /* else v is past the double range: the x87 loop */
             long long r;
             r_dd = rows;
-            if (rowabs != NULL && ATl == NULL && rows >= 8
+            if (rowabs != NULL && rows >= 8
                 && fb_dd_sigmas(rowabs, D->abs_min, D->abs_max, rows, vh, cols, sigma)) {
                 const long long r8 = rows - rows % 8;
-                fb_dd_rows_offset(ATh, rows, cols, vh, vl, sigma, r8, out, oh, ol);
+                fb_dd_rows_offset(ATh, ATl, rows, cols, vh, vl, sigma, r8, out, oh, ol);
                 fb_dd_rows(ATh, ATl, rows, cols, vh, vl, r8, rows, out, oh, ol);
             } else {
                 fb_dd_rows(ATh, ATl, rows, cols, vh, vl, 0, r_dd, out, oh, ol);
