@@ -226,28 +226,6 @@ FB_DD_TARGET static void fb_dd_dots(const double *Ah, const double *Al, long lon
     }
 }
 
-/* x = xh + xl (exact pairs) + p, p = (fh + fl)(gh + gl), rounded to long double's 64-bit
- * significand and returned as the canonical pair (h = RN_double(x), l = x - h) that
- * fb_pair_put makes, so a run split into calls is bit for bit one call: the sum in
- * double-double (two-sums, the product fh gh exact by an FMA), then its low part rounded to
- * the grid q = 2^(exponent(h) - 63) by adding and subtracting K = 1.5 2^52 q (below a power
- * of two h the grid is a bit coarser than long double's: still a long double, the same in
- * every path), then renormalized */
-#define FB_DD_UPDATE(xh, xl, F, Fl, G, Gl, mask, kq, oh, ol)                                 \
-    do {                                                                                  \
-        const __m256d up_ = _mm256_mul_pd(F, G);                                           \
-        const __m256d upe_ = _mm256_fmsub_pd(F, G, up_);                                    \
-        __m256d us_, use_, ulo_, uh_, ul_, uK_;                                                 \
-        FB_DD_TWO_SUM(xh, up_, us_, use_);                                                   \
-        ulo_ = _mm256_add_pd(_mm256_add_pd(use_, upe_), xl);                                 \
-        ulo_ = _mm256_fmadd_pd(F, Gl, ulo_);                                                \
-        ulo_ = _mm256_fmadd_pd(Fl, G, ulo_);                                                \
-        FB_DD_TWO_SUM(us_, ulo_, uh_, ul_);                                                   \
-        uK_ = _mm256_mul_pd(_mm256_and_pd(uh_, mask), kq);                                  \
-        ul_ = _mm256_sub_pd(_mm256_add_pd(ul_, uK_), uK_);                                    \
-        oh = _mm256_add_pd(uh_, ul_);                                                       \
-        ol = _mm256_sub_pd(ul_, _mm256_sub_pd(oh, uh_));                                    \
-    } while (0)
 
 /* W += (fh + fl)[r] (gh + gl)[c] for a (rows, cols) matrix of pairs */
 FB_DD_TARGET static void fb_dd_outer_update(double *Wh, double *Wl, long long rows,

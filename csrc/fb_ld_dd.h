@@ -358,6 +358,79 @@ static const double FB_DD_EXP2_LO[64] = {
         s = s_;                                                                           \
     } while (0)
 
+/* x = xh + xl (exact pairs) + p, p = (fh + fl)(gh + gl), rounded to long double's 64-bit
+ * significand and returned as the canonical pair (h = RN_double(x), l = x - h) that
+ * fb_pair_put makes, so a run split into calls is bit for bit one call: the sum in
+ * double-double (two-sums, the product fh gh exact by an FMA), then its low part rounded to
+ * the grid q = 2^(exponent(h) - 63) by adding and subtracting K = 1.5 2^52 q (below a power
+ * of two h the grid is a bit coarser than long double's: still a long double, the same in
+ * every path), then renormalized */
+#define FB_DD_UPDATE(xh, xl, F, Fl, G, Gl, mask, kq, oh, ol)                                 \
+    do {                                                                                  \
+        const __m256d up_ = _mm256_mul_pd(F, G);                                           \
+        const __m256d upe_ = _mm256_fmsub_pd(F, G, up_);                                    \
+        __m256d us_, use_, ulo_, uh_, ul_, uK_;                                                 \
+        FB_DD_TWO_SUM(xh, up_, us_, use_);                                                   \
+        ulo_ = _mm256_add_pd(_mm256_add_pd(use_, upe_), xl);                                 \
+        ulo_ = _mm256_fmadd_pd(F, Gl, ulo_);                                                \
+        ulo_ = _mm256_fmadd_pd(Fl, G, ulo_);                                                \
+        FB_DD_TWO_SUM(us_, ulo_, uh_, ul_);                                                   \
+        uK_ = _mm256_mul_pd(_mm256_and_pd(uh_, mask), kq);                                  \
+        ul_ = _mm256_sub_pd(_mm256_add_pd(ul_, uK_), uK_);                                    \
+        oh = _mm256_add_pd(uh_, ul_);                                                       \
+        ol = _mm256_sub_pd(ul_, _mm256_sub_pd(oh, uh_));                                    \
+    } while (0)
+
+/* four lanes of double-double numbers h + l, and their arithmetic (relative error ~2^-100
+ * without cancellation; the sum is two two-sums, so it stays valid under cancellation) */
+typedef struct {
+    __m256d h, l;
+} fb_dd4;
+
+FB_DD_TARGET static inline fb_dd4 fb_dd4_load(const double *h, const double *l)
+{
+    fb_dd4 r;
+    r.h = _mm256_loadu_pd(h);
+    r.l = _mm256_loadu_pd(l);
+    return r;
+}
+
+FB_DD_TARGET static inline void fb_dd4_store(double *h, double *l, fb_dd4 a)
+{
+    _mm256_storeu_pd(h, a.h);
+    _mm256_storeu_pd(l, a.l);
+}
+
+FB_DD_TARGET static inline fb_dd4 fb_dd4_mul(fb_dd4 a, fb_dd4 b)
+{
+    const __m256d p = _mm256_mul_pd(a.h, b.h);
+    __m256d e = _mm256_fmsub_pd(a.h, b.h, p);
+    fb_dd4 r;
+    e = _mm256_fmadd_pd(a.h, b.l, e);
+    e = _mm256_fmadd_pd(a.l, b.h, e);
+    r.h = _mm256_add_pd(p, e); /* fast two-sum: |e| <~ 2^-52 |p| */
+    r.l = _mm256_sub_pd(e, _mm256_sub_pd(r.h, p));
+    return r;
+}
+
+FB_DD_TARGET static inline fb_dd4 fb_dd4_add(fb_dd4 a, fb_dd4 b)
+{
+    __m256d s, e;
+    fb_dd4 r;
+    FB_DD_TWO_SUM(a.h, b.h, s, e);
+    e = _mm256_add_pd(e, _mm256_add_pd(a.l, b.l));
+    FB_DD_TWO_SUM(s, e, r.h, r.l);
+    return r;
+}
+
+FB_DD_TARGET static inline fb_dd4 fb_dd4_neg(fb_dd4 a)
+{
+    const __m256d z = _mm256_setzero_pd();
+    a.h = _mm256_sub_pd(z, a.h);
+    a.l = _mm256_sub_pd(z, a.l);
+    return a;
+}
+
 /* (h, l) = e^(xh + xl), four lanes, for FB_DD_EXP_MIN <= xh <= ~1e-15 */
 FB_DD_TARGET static inline void fb_dd_exp4(__m256d xh, __m256d xl, __m256d *oh, __m256d *ol)
 {

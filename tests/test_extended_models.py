@@ -172,3 +172,34 @@ def test_extended_tensor_stops_on_a_non_finite_gradient_like_the_reference(rule)
     assert got == want
     np.testing.assert_array_equal(theta, theta_ref)
     assert np.all(np.isfinite(theta)) and np.all(rec == 0)
+
+
+@pytest.mark.parametrize("loss", [0, 1])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_extended_fourier_conv_double_double_x87_and_chunks(depth, loss, monkeypatch):
+    """With AVX2 the spectral part of a step runs in double-double on the spectra's pairs
+    (fb_conv_dd in csrc/fb_conv_ld.c), each updated entry rounded to long double: it agrees
+    with the x87 path (FASTBIAS_NO_AVX2=1) to long double round-off, and a run in chunks is
+    the run in one call bit for bit (d = 10: half spectra of 6, padded to 8 lanes)."""
+    from fastbias.kernels import _c
+
+    if not hasattr(_c.lib, "fb_gd_conv_ld"):
+        pytest.skip("the C extension is not built")
+    X, y = random_separable(13, 10, seed=depth)
+    Z = X * y[:, None]
+    model = Convolutional(depth)
+    theta0 = model.flatten(model.init_params(10, None, 1.0, 0)).astype(LD)
+    none, rec0 = np.zeros(0, np.int64), np.zeros((0, theta0.size), LD)
+    out = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("FASTBIAS_NO_AVX2", flag)
+        run = model.runner(Z, np.zeros(13), loss, "extended")
+        theta = theta0.copy()
+        assert run(theta, LD(0.01), 0, 0, 300, none, rec0, LD(-1e300)) == (0, 300)
+        out[flag] = theta
+        parts = theta0.copy()
+        run = model.runner(Z, np.zeros(13), loss, "extended")
+        assert run(parts, LD(0.01), 0, 0, 137, none, rec0, LD(-1e300)) == (0, 137)
+        assert run(parts, LD(0.01), 0, 137, 163, none, rec0, LD(-1e300)) == (0, 300)
+        np.testing.assert_array_equal(parts, theta)
+    assert np.max(np.abs(out["0"] - out["1"])) / np.max(np.abs(out["1"])) < 1e-17
