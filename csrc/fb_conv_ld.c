@@ -13,7 +13,11 @@
  * reference (time-domain predictor and VJP) to long double round-off, not bit for bit.
  * The Fourier rows are held as exact double pairs (fb_ld_data of fb_ld_step.h: 80-bit loads
  * bound the x87 products, 50 -> 18 us/step for Convolutional(2), d = N = 64, CPU time on a
- * busy machine) and the exp loss's weights use fb_expl_fast.
+ * busy machine) and the exp loss's weights use fb_expl_fast. On AVX2 the weights are
+ * fb_dd_exp_weights's double-double exp, the products offset sums, and the spectral part of
+ * the step double-double on the spectra's pairs (fb_conv_dd below): then ~70% of a
+ * Convolutional(2) step (d = N = 64, perf, share of the kernel's time) is the two products,
+ * ~17% the spectral part, ~6% the exp.
  *
  * State: spec (L, 2, H) long double, the half spectra of the filters, kept by the caller
  * between calls (use_spec = 1: spec already holds the spectra of theta, as the previous call

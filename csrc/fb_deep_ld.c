@@ -22,6 +22,13 @@
  * (fb_ld_dd.h). The parameters of the fully connected and depth-2 diagonal networks are held
  * as exact double pairs during a call (fb_pair_get / fb_pair_put: 80-bit stores are the
  * slowest x87 operation here), and the depth-2 diagonal step is fused into two passes.
+ * On AVX2 the exp loss's weights are a double-double exp fed to G = Z^T q as pairs
+ * (fb_dd_exp_weights), the data products use offset sums (fb_dd_rows_offset), and the fully
+ * connected layers' W v, W^T a and update run in double-double on the pairs, each updated
+ * parameter rounded to long double (FB_DD_UPDATE). Then (perf, d = N = 64, share of the
+ * kernel's time) Diagonal(2) is ~63% data products, ~30% the fused x87 diag2 passes, the
+ * minimum and the splitting, ~7% exp; FullyConnected([50]) ~37% data products, ~20% the
+ * update, ~24% W v and W^T a.
  *
  * Same compilation rules as fb_linear.c and fb_tensor_ld.c: no -ffast-math, no contraction.
  */
