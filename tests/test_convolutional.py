@@ -467,3 +467,18 @@ def test_compiled_predictors_are_the_numpy_ones_bit_for_bit(depth, sizes, d):
         assert model.predictor(model.unflatten(row, d)).tobytes() == w.tobytes()
     ld = thetas.astype(np.longdouble)  # long double rows: the NumPy path
     assert model.predictors(ld, d).dtype == np.longdouble
+
+
+def test_corollary3_condition_is_kept_by_the_layers_content():
+    """The full-width condition is computed once per initialization (keyed by the layers'
+    bytes): the same layers give the kept result, layers changed in place a new one."""
+    model = Convolutional(2)
+    params = model.init_params(8, "gaussian", 1.0, 3)
+    first = model.convergence_condition(params)
+    assert model.convergence_condition([p.copy() for p in params]) is first
+    F = np.abs(np.fft.fft(np.asarray(params), axis=1) / np.sqrt(8)) ** 2
+    assert first.margin == float(np.min(F[:-1] - F[-1]))
+    changed = [p.copy() for p in params]
+    changed[1] *= 3.0  # a larger output layer: lambda falls
+    other = model.convergence_condition(changed)
+    assert other is not first and other.margin < first.margin
