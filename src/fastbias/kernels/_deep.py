@@ -22,11 +22,17 @@ from . import _numba_conv, _numba_models, _numba_tensor
 __all__ = ["c_eligible", "gd_convolutional", "gd_diagonal", "gd_fully_connected", "gd_tensor"]
 
 
+_C: list = []  # the _c module once imported (a relative import costs ~1 us a call)
+
+
 def _c_module():
     if os.environ.get("FASTBIAS_BACKEND", "auto") == "numba":
         return None
-    from . import _c
+    if not _C:
+        from . import _c
 
+        _C.append(_c)
+    _c = _C[0]
     if not _c.available() or not hasattr(_c.lib, "fb_gd_diagonal_f64"):
         return None
     return _c
@@ -43,10 +49,8 @@ def c_eligible(loss: int, rule: int, lo: np.ndarray, scale: np.ndarray):
 
 def _rest(code, step, step0, n_steps, rec_steps, rec_scale):
     """After a C call: None if it finished, else (step0, n_steps, first record row) of the
-    numba call that takes over."""
-    from ._c import STATUS_HANDOVER
-
-    if code != STATUS_HANDOVER:
+    numba call that takes over (only called after a C call: ``_C`` holds the module)."""
+    if code != _C[0].STATUS_HANDOVER:
         return None
     k = int(np.searchsorted(rec_steps, step, side="right"))
     rec_scale[:k] = 0

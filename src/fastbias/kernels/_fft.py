@@ -7,6 +7,7 @@ a lock. The outputs are copies (an FFTW object reuses its output array).
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -37,7 +38,7 @@ def clear_plans() -> None:
 def empty_aligned(shape: tuple[int, ...], align: int = 64) -> np.ndarray:
     """An uninitialized C-contiguous float64 array whose data starts on an ``align``-byte
     boundary (the compiled kernels' vector loops run measurably faster on aligned rows)."""
-    n = int(np.prod(shape))
+    n = math.prod(int(k) for k in shape)
     buf = np.empty(n + align // 8, dtype=np.float64)
     start = (-buf.ctypes.data % align) // 8
     return buf[start : start + n].reshape(shape)

@@ -56,7 +56,8 @@ def _offsets_with_end(widths: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-_KERNEL = []
+_KERNEL: list = []
+_KERNELS: list = []
 
 
 def _conv_predictors():
@@ -66,6 +67,18 @@ def _conv_predictors():
 
         _KERNEL.append(conv_predictors)
     return _KERNEL[0]
+
+
+def _kernels():
+    """``(kernels._deep.gd_convolutional, kernels._fft.real_fourier_rows,
+    kernels._fft.empty_aligned)``, imported on first use (not per call: a relative import
+    costs ~1 us, and a 10-step run made three)."""
+    if not _KERNELS:
+        from ..kernels._deep import gd_convolutional
+        from ..kernels._fft import empty_aligned, real_fourier_rows
+
+        _KERNELS.append((gd_convolutional, real_fourier_rows, empty_aligned))
+    return _KERNELS[0]
 
 
 _SPECTRA: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -89,9 +102,7 @@ def _fourier_rows_once(Zc: np.ndarray, transform) -> np.ndarray:
             _SPECTRA[key] = kept.copy()
             while len(_SPECTRA) > 8:
                 _SPECTRA.popitem(last=False)
-    from ..kernels._fft import empty_aligned
-
-    out = empty_aligned(kept.shape)  # (the kernels' vector loops want aligned rows)
+    out = _kernels()[2](kept.shape)  # (the kernels' vector loops want aligned rows)
     out[...] = kept
     return out
 
@@ -379,9 +390,7 @@ class Convolutional(Model):
                 f"{precision!r}."
             )
         compensated = precision == "compensated"
-        from ..kernels._deep import gd_convolutional
-        from ..kernels._fft import real_fourier_rows
-
+        gd_convolutional, real_fourier_rows, _ = _kernels()
         Zc = np.ascontiguousarray(Z, dtype=np.float64)
         tc = np.ascontiguousarray(targets, dtype=np.float64)
         d = Zc.shape[1]
