@@ -1,8 +1,10 @@
 """The compiled network history (kernels/_numba_network_history.py) against its NumPy
 specification (optim.history.build_network_history_numpy): the same columns, arrays and
-overflow notes, bit for bit; on runs of several architectures and every loss, on rows built to
-reach the edges (zero rows, rows far from unit scale, rows past float64), and NumPy's pairwise
-summation order on its own."""
+overflow notes, bit for bit (to 1e-14 on CPUs where NumPy's exp/log are not libm's); on runs
+of several architectures and every loss, on rows built to reach the edges (zero rows, rows far
+from unit scale, rows past float64), and NumPy's pairwise summation order on its own."""
+
+import math
 
 import numpy as np
 import pytest
@@ -16,6 +18,21 @@ from fastbias.optim.gd import train_spec
 from fastbias.optim.history import build_network_history, build_network_history_numpy
 
 
+def _numpy_exp_log_are_libms() -> bool:
+    """Whether NumPy's float64 exp and log loops give libm's results (math.exp/log, which the
+    kernel calls) here: on AVX512F CPUs NumPy dispatches its own SIMD exp/log, within a few
+    ulp of libm's but not equal, and the columns made from them can only agree to that."""
+    x = np.random.default_rng(0).uniform(-700.0, 700.0, 20_000)
+    y = np.abs(x) + 1e-300
+    return bool(
+        np.array_equal(np.exp(x), [math.exp(v) for v in x])
+        and np.array_equal(np.log(y), [math.log(v) for v in y])
+    )
+
+
+_BITWISE = _numpy_exp_log_are_libms()
+
+
 def _identical(got, want):
     assert list(got.columns) == list(want.columns)
     assert list(got.arrays) == list(want.arrays)
@@ -23,7 +40,10 @@ def _identical(got, want):
     for name in want.columns:
         a, b = np.asarray(got.columns[name]), np.asarray(want.columns[name])
         assert a.dtype == b.dtype and a.shape == b.shape, name
-        assert a.tobytes() == b.tobytes(), name
+        if _BITWISE or a.dtype.kind != "f":
+            assert a.tobytes() == b.tobytes(), name
+        else:  # (NumPy's SIMD exp/log here: a few ulp, and NaN/inf where the other has them)
+            np.testing.assert_allclose(a, b, rtol=1e-14, atol=0, err_msg=name)
     for name in want.arrays:
         a, b = got.arrays[name], want.arrays[name]
         assert a.dtype == b.dtype and a.shape == b.shape, name
