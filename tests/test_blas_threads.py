@@ -51,16 +51,22 @@ def test_interleaved_users_restore_the_count_of_the_first(two_blas_threads):
     assert _blas._STATE["depth"] == 0
 
 
-def test_train_builds_the_history_on_one_blas_thread(two_blas_threads, monkeypatch):
-    X, y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=0)
+def _threads_seen_by(monkeypatch, module, name) -> list[set[int]]:
+    """Wrap ``module.name`` to note the BLAS thread counts in force at each call."""
     seen = []
-    gd_run = results._gd_run
+    inner = getattr(module, name)
 
     def spy(*args):
         seen.append(set(_blas_threads()))
-        return gd_run(*args)
+        return inner(*args)
 
-    monkeypatch.setattr(results, "_gd_run", spy)
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+def test_train_builds_the_history_on_one_blas_thread(two_blas_threads, monkeypatch):
+    X, y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=0)
+    seen = _threads_seen_by(monkeypatch, results, "_gd_run")
     run = fb.train(X, y, steps=50, reference=None)
     assert seen == [{1}]
     assert _blas_threads() == two_blas_threads
@@ -99,14 +105,7 @@ def test_lock_step_batches_build_their_histories_on_one_blas_thread(two_blas_thr
     if lockstep._lib() is None:
         pytest.skip("the lock-step kernel needs the C extension")
     X, y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=0)
-    seen = []
-    finish_lanes = lockstep._finish_lanes
-
-    def spy(*args):
-        seen.append(set(_blas_threads()))
-        return finish_lanes(*args)
-
-    monkeypatch.setattr(lockstep, "_finish_lanes", spy)
+    seen = _threads_seen_by(monkeypatch, lockstep, "_finish_lanes")
     runs = fb.train_batch(X, y, lrs=[5e-4, 1e-3, 1.5e-3, 2e-3], steps=20, reference=None)
     assert seen == [{1}]
     assert _blas_threads() == two_blas_threads
