@@ -111,16 +111,22 @@ def _log_scaled(mant, ex):
 
 
 @njit(nogil=True, cache=True)
+def _row_top(A, k):
+    """The largest ``|A[k, j]|`` of row ``k``, NaN if the row holds one."""
+    top = 0.0
+    for j in range(A.shape[1]):
+        a = abs(A[k, j])
+        if a > top or a != a:
+            top = a
+    return top
+
+
+@njit(nogil=True, cache=True)
 def rows_in_range(thetas):
     """True when no row's largest ``|entry|`` is above ``2**64`` or in ``(0, 2**-64)`` (nor
     NaN): ``history._unit_rows_if_extreme`` leaves such rows as they are."""
-    K, P = thetas.shape
-    for k in range(K):
-        top = 0.0
-        for j in range(P):
-            a = abs(thetas[k, j])
-            if a > top or a != a:
-                top = a
+    for k in range(thetas.shape[0]):
+        top = _row_top(thetas, k)
         if top != top or top > _HI or (top > 0.0 and top < _LO):
             return False
     return True
@@ -136,11 +142,7 @@ def normalize_rows(A, exps):
     out = np.empty((K, d))
     ex_out = np.empty(K, np.int64)
     for k in range(K):
-        top = 0.0
-        for j in range(d):
-            a = abs(A[k, j])
-            if a > top or a != a:
-                top = a
+        top = _row_top(A, k)
         ex = 0
         if top > 0.0 and top < np.inf:
             ex = math.frexp(top)[1]
