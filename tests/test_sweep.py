@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastbias as fb
+from fastbias.optim.checkpoint import load_checkpoint
 
 pd = pytest.importorskip("pandas")
 
@@ -155,13 +156,40 @@ def test_killed_worker_resumes_from_its_checkpoint(data, client, tmp_path):
 
     thread = threading.Thread(target=run_sweep)
     thread.start()
+
+    def runs_in_progress():
+        steps = []
+        for path in tmp_path.glob("run-*.ckpt"):
+            try:
+                steps.append(int(load_checkpoint(path)[1].done))
+            except Exception:  # replaced while we read it
+                pass
+        return sum(0 < step < common["steps"] for step in steps)
+
+    # Freeze both workers at a moment when each is inside a run that has a checkpoint (one
+    # thread each, one run per task: two unfinished checkpoints are their two current runs),
+    # so the run on the worker we kill is sure to have a checkpoint to continue from.
+    pids = client.run(os.getpid)
     deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("run-*.ckpt"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    busy = [w for w, keys in client.processing().items() if keys]
-    assert busy, "no worker was running a sweep task"
-    pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
-    os.kill(pid, signal.SIGKILL)
+    try:
+        while True:
+            for pid in pids.values():
+                os.kill(pid, signal.SIGSTOP)
+            both = runs_in_progress() == 2
+            if both or time.monotonic() > deadline:
+                break
+            for pid in pids.values():
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.02)
+        assert both, "the workers never ran two checkpointed runs at once"
+        # kill the one holding the sweep's data, so Dask must also compute the data again
+        # for the batches still to run (data scattered to that worker were lost with it)
+        holders = {w for key, ws in client.who_has().items() if "_data_pair" in key for w in ws}
+        victim = next((w for w in pids if w in holders), next(iter(pids)))
+        os.kill(pids[victim], signal.SIGKILL)
+    finally:
+        for pid in pids.values():
+            os.kill(pid, signal.SIGCONT)  # the killed one too: a no-op for a dead process
     thread.join(timeout=120)
     assert not thread.is_alive() and "error" not in box, box.get("error")
     df = box["df"]
@@ -169,7 +197,8 @@ def test_killed_worker_resumes_from_its_checkpoint(data, client, tmp_path):
     assert (df["status"] == "completed").all()
     resumed = df.groupby("run")["resumed_at_step"].first()
     assert (resumed > 0).any(), "no run continued from a checkpoint"
-    assert (resumed < common["steps"]).all()
+    # a finished run whose batch result died with the worker is read back from its checkpoint
+    assert (resumed <= common["steps"]).all()
     local = fb.sweep(grid, X, y, **common)
     pd.testing.assert_frame_equal(
         local.drop(columns="resumed_at_step"), df.drop(columns="resumed_at_step")

@@ -18,6 +18,7 @@ import itertools
 import math
 import os
 import traceback
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,11 @@ def _run_key(X: np.ndarray, y: Any, kwargs: dict[str, Any]) -> str:
     _digest(None if y is None else np.asarray(y), h)
     _digest(kwargs, h)
     return h.hexdigest()[:24]
+
+
+def _data_pair(X: np.ndarray, y: Any) -> tuple[np.ndarray, Any]:
+    """The sweep's data as one task result that Dask can compute again if a worker dies."""
+    return X, y
 
 
 def _run_batch(
@@ -447,10 +453,17 @@ def _sweep_dask(client, items, X, y, ckdir, every, batch_size, n_workers, errors
     if batch_size is None:
         threads = sum(client.nthreads().values()) or 1
         batch_size = max(1, math.ceil(len(items) / (2 * threads)))
-    data = client.scatter([(X, y)], broadcast=True)[0]
     h = hashlib.sha256(repr([(i, k) for i, _, k in items]).encode())
     _digest([kw for _, kw, _ in items], h)
     tag = h.hexdigest()[:12]
+    # The data go out as the result of a task, not by scatter: the scheduler keeps a task's
+    # inputs, so if the worker holding the data dies Dask computes them again, where scattered
+    # data would be lost with it and every batch waiting for them cancelled ("already
+    # forgotten"). pure=False gives a fresh key, so an earlier sweep releasing the same data
+    # cannot race with this one.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        data = client.submit(_data_pair, X, y, pure=False)
     futures = [
         client.submit(
             _run_batch,
