@@ -4,12 +4,13 @@
     pytest bench/bench_models.py -k extended --benchmark-only   # the same jobs as groups
 
 Jobs (exp loss, fixed steps): ``Diagonal(2)`` d = N = 64, ``FullyConnected([50])`` d = 50,
-N = 200, full-width ``Convolutional(2)`` and ``Convolutional(3)`` d = N = 64, each through the
-model's own compiled runner (``Model.runner``, what ``train`` calls), float64 and
-``precision="extended"`` one after the other in this process, median of ``--repeat`` runs
-after a warm-up. Issue 12's goal is a ratio of at most 8. After them, the models whose
-extended runs still take the time-domain kernel (``TIME_DOMAIN_JOBS``: ``LowRank``,
-``Convolutional`` narrower than d, a general ``Tensor``), in the table only.
+N = 200, full-width ``Convolutional(2)`` and ``Convolutional(3)`` d = N = 64 (the factored and
+Fourier kernels), then ``LowRank(2)`` d = 16, N = 64, ``Convolutional(2)`` with a kernel of 3,
+d = N = 64, and compare.py's order-3 ``Tensor`` (nnz = 1000, d = 50, N = 200), which take the
+tensor-network kernel (``fb_gd_tensor_ld``: the contraction on the nonzeros, the data products
+in double-double), each through the model's own compiled runner (``Model.runner``, what
+``train`` calls), float64 and ``precision="extended"`` one after the other in this process,
+median of ``--repeat`` runs after a warm-up. Issue 12's goal is a ratio of at most 8.
 """
 
 from __future__ import annotations
@@ -24,13 +25,6 @@ import numpy as np
 import fastbias as fb
 from fastbias.models import Convolutional, Diagonal, FullyConnected, LowRank
 
-#: name -> (model, N, d, float64 steps, extended steps): the factored and Fourier kernels
-JOBS = {
-    "Diagonal(2), d=N=64": (Diagonal(2), 64, 64, 20_000, 2_000),
-    "FullyConnected([50]), d=50, N=200": (FullyConnected([50]), 200, 50, 5_000, 500),
-    "Convolutional(2) full width, d=N=64": (Convolutional(2), 64, 64, 20_000, 2_000),
-    "Convolutional(3) full width, d=N=64": (Convolutional(3), 64, 64, 20_000, 2_000),
-}
 LR = 1e-3
 
 
@@ -40,26 +34,28 @@ def _tensor3():
     return tensor3().model
 
 
-#: the models whose extended runs still take the time-domain kernel (csrc/fb_tensor_ld.c),
-#: printed after the others by ``main``: name -> (model or a function making it, N, d, float64
-#: steps, extended steps, step size)
-TIME_DOMAIN_JOBS = {
-    "LowRank(2), d=16, N=64": (LowRank(2), 64, 16, 20_000, 500, LR),
+#: name -> (model or a function making it, N, d, float64 steps, extended steps, step size)
+JOBS = {
+    "Diagonal(2), d=N=64": (Diagonal(2), 64, 64, 20_000, 2_000, LR),
+    "FullyConnected([50]), d=50, N=200": (FullyConnected([50]), 200, 50, 5_000, 500, LR),
+    "Convolutional(2) full width, d=N=64": (Convolutional(2), 64, 64, 20_000, 2_000, LR),
+    "Convolutional(3) full width, d=N=64": (Convolutional(3), 64, 64, 20_000, 2_000, LR),
+    "LowRank(2), d=16, N=64": (LowRank(2), 64, 16, 20_000, 2_000, LR),
     "Convolutional(2) kernel 3, d=N=64": (
         Convolutional(2, kernel_sizes=[3]),
         64,
         64,
         20_000,
-        300,
+        2_000,
         LR,
     ),
-    "Tensor order 3, nnz=1000, d=50, N=200": (_tensor3, 200, 50, 5_000, 100, 1e-6),
+    "Tensor order 3, nnz=1000, d=50, N=200": (_tensor3, 200, 50, 5_000, 500, 1e-6),
 }
 
 
 def step_run(name: str, precision: str, steps: int | None = None):
     """``(fn, steps)``: ``fn()`` runs ``steps`` GD steps of job ``name`` (warmed up)."""
-    model, N, d, s64, sext, lr = (*JOBS[name], LR) if name in JOBS else TIME_DOMAIN_JOBS[name]
+    model, N, d, s64, sext, lr = JOBS[name]
     model = model() if callable(model) else model
     steps = steps or (sext if precision == "extended" else s64)
     X, y = fb.datasets.separable_gaussian(N, d, margin=0.1, seed=0)
@@ -94,10 +90,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     print(f"{'job (time per GD step)':<40}{'float64':>12}{'extended':>12}{'ratio':>8}")
-    for name in [*JOBS, None, *TIME_DOMAIN_JOBS]:
-        if name is None:
-            print("time-domain kernel (csrc/fb_tensor_ld.c):")
-            continue
+    for name in JOBS:
         t = {}
         for precision in ("float64", "extended"):
             fn, steps = step_run(name, precision)

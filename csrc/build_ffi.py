@@ -45,7 +45,6 @@ SOURCES = [
     _setuptools_path(os.path.join(HERE, "fb_linear_f64.c")),
     _setuptools_path(os.path.join(HERE, "fb_deep_f64.c")),
     _setuptools_path(os.path.join(HERE, "fb_lockstep_f64.c")),
-    _setuptools_path(os.path.join(HERE, "fb_tensor_ld.c")),
     _setuptools_path(os.path.join(HERE, "fb_conv_ld.c")),
     _setuptools_path(os.path.join(HERE, "fb_deep_ld.c")),
 ]

@@ -30,9 +30,9 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
                      const long long *rec_steps, long long K, double *rec_w, double s_floor,
                      long long *fail_step, int n_threads, double *lo);
 
-/* A linear tensor network (csrc/fb_tensor_ld.c) in long double: theta (P) holds the layers;
+/* A linear tensor network (csrc/fb_deep_ld.c) in long double: theta (P) holds the layers;
  * nonzero e of the data tensor adds vals[e] * prod_l theta[pos[e * L + l]] to beta[jidx[e]].
- * Same return codes (-1 also for an index out of range). */
+ * Same return codes (-1 also for an index out of range or data outside the double range). */
 int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long long d,
                     long long P, long long nnz, long long L, const long long *jidx,
                     const long long *pos, const long double *vals, long double lr, int loss,

@@ -5,8 +5,8 @@
  * are inner products of the data's real Fourier rows with b = (c_j / d)(Re beta_hat,
  * Im beta_hat), and GD on filter l is w_hat_l += eta_t G_hat conj(prod_{k != l} w_hat_k)
  * (Lemma 10 for the real filter): O(N d + L d) per step. The long double tensor kernel
- * (fb_tensor_ld.c) runs the same network in the time domain, O(L d^2) per step and a 70x
- * penalty over float64. This is the Fourier-domain step in long double: the data's DFT (O(N d^2),
+ * (fb_gd_tensor_ld) runs the same network in the time domain, O(L d^2) per step and a 70x
+ * penalty over float64 when it was x87 throughout. This is the Fourier-domain step in long double: the data's DFT (O(N d^2),
  * once per call, with long double twiddles) and the filters' spectra, then per step the
  * margins, log-domain weights and G of fb_ld_step.h (the reference's formulas, shift = the
  * minimum margin) and the elementwise products. The iterates agree with the np.longdouble

@@ -1,13 +1,15 @@
 /* Gradient descent on diagonal and fully connected linear networks in long double, in the
- * factored form of the float64 kernels (fb_deep_f64.c), for precision="extended".
+ * factored form of the float64 kernels (fb_deep_f64.c), and on any linear tensor network
+ * (fb_gd_tensor_ld: LowRank, Convolutional narrower than d, Tensor) from the data tensor's
+ * nonzeros, for precision="extended".
  *
  * Specification: _reference.gd_model (Gunasekar et al. 2018, eq. 7: GD on the parameters of
  * f(x) = <x, P(theta)>) with the models' predictor and VJP, run in np.longdouble. A step is
  * the predictor beta = P(theta) (O(P)), the margins m = Z beta and G = Z^T q (O(N d) each,
  * the log-domain weights q of fb_ld_step.h in between), the VJP and the update (O(P)); the
- * step rules, divergence test, recording and return codes are those of fb_tensor_ld.c,
- * which ran these models before as tensor networks in the time domain (O(nnz L) per step
- * for the predictor and again for the VJP, with two index loads per factor).
+ * step rules, divergence test, recording and return codes are those of fb_linear.c. A tensor
+ * network's predictor and VJP are O(nnz L) per step over its nonzeros (two index loads per
+ * factor); the nonzeros and their positions are the model's layout, in any order.
  *
  * Where the time goes (x87, no SIMD for 80-bit numbers). The two O(N d) products dominate
  * at the sizes of the benchmarks (d = N = 64: 8192 multiply-adds against 64 exponentials and
@@ -28,9 +30,15 @@
  * parameter rounded to long double (FB_DD_UPDATE). Then (perf, d = N = 64, share of the
  * kernel's time) Diagonal(2) is ~63% data products, ~30% the fused x87 diag2 passes, the
  * minimum and the splitting, ~7% exp; FullyConnected([50]) ~37% data products, ~20% the
- * update, ~24% W v and W^T a.
+ * update, ~24% W v and W^T a. The tensor networks ran their own x87 kernel before
+ * (fb_tensor_ld.c, Z in long double, ~4 ns an 80-bit multiply-add); here, with the data
+ * products in double-double and the contraction's sums in registers, their steps went from
+ * 12.8x to 2.3-3.6x float64's (LowRank(2), d = 16), 19.8x to 4.4-5.2x (Convolutional(2),
+ * kernel 3, d = 64) and 13x to 4.2-4.7x (an order-3 Tensor, nnz = 1000); the contraction and
+ * its VJP (x87, 80-bit loads of theta) are then ~1.6x the data products' time (perf,
+ * Convolutional(2) kernel 3).
  *
- * Same compilation rules as fb_linear.c and fb_tensor_ld.c: no -ffast-math, no contraction.
+ * Same compilation rules as fb_linear.c: no -ffast-math, no contraction.
  */
 
 #include <math.h>
@@ -117,7 +125,7 @@ static void fb_ld_gemv_t(const long double *A, long long rows, long long cols,
 /* The models. theta is the flat parameter vector of the Python model (layers one after the
  * other); beta (d), G (d) are written by the caller's step. */
 
-enum { FB_LD_DIAG = 0, FB_LD_FC = 1 };
+enum { FB_LD_DIAG = 0, FB_LD_FC = 1, FB_LD_TENSOR = 2 };
 
 typedef struct {
     int kind;
@@ -128,8 +136,16 @@ typedef struct {
     const long long *dims, *offsets;
     long long width;
     long double *right, *avec;
-    /* diagonal: prefix + l d = w_1 * .. * w_{l+1}; g the gradient (P) */
+    /* diagonal: prefix + l d = w_1 * .. * w_{l+1}; g the gradient (P), also the tensor's */
     long double *prefix, *g;
+    /* a tensor network (fb_gd_tensor_ld): nonzero e of the data tensor adds
+     * vals[e] * prod_l theta[pos[e * L + l]] to beta[jidx[e]] */
+    long long nnz;
+    const long long *jidx, *pos;
+    const long double *vals;
+    /* order + l nnz: the nonzeros stably sorted by pos[e, l] (fb_ld_tensor_orders), so that
+     * the VJP sums each g[p] in a register */
+    long long *order;
     long double *beta, *G;
     /* th + tl: theta as exact double pairs during the call (fully connected, and the depth-2
      * diagonal), or NULL; theta is written back at the recorded steps and on return */
@@ -306,11 +322,101 @@ static int fb_ld_all_finite(const long double *out, long long n)
     return finite;
 }
 
+/* A tensor network's beta = P(theta), the multilinear contraction with the nonzeros in index
+ * order (Yun et al. 2021, eq. 6). A run of nonzeros with the same j (the normal form sorts
+ * them by j) is summed in a register: an 80-bit store costs ~6 ns here. */
+static void fb_ld_tensor_predictor(fb_ld_model *M, const long double *theta)
+{
+    const long long L = M->L, nnz = M->nnz;
+    long long e = 0, l;
+    for (l = 0; l < M->d; ++l) {
+        M->beta[l] = 0.0L;
+    }
+    while (e < nnz) {
+        const long long j = M->jidx[e];
+        long double acc = M->beta[j];
+        do {
+            const long long *p = M->pos + e * L;
+            long double prod = M->vals[e];
+            for (l = 0; l < L; ++l) {
+                prod *= theta[p[l]];
+            }
+            acc += prod;
+            ++e;
+        } while (e < nnz && M->jidx[e] == j);
+        M->beta[j] = acc;
+    }
+}
+
+/* A tensor network's VJP g = J_P(theta)^T G: nonzero e adds
+ * vals[e] G[jidx[e]] prod_{k != l} theta[pos[e, k]] to g[pos[e, l]]; returns ||g||^2. Layer
+ * by layer over the nonzeros sorted by pos[e, l] (stably: each g[p] gets its terms in index
+ * order, as the reference's np.add.at), a run of equal positions summed in a register. */
+static long double fb_ld_tensor_vjp(fb_ld_model *M, const long double *theta)
+{
+    const long long L = M->L, nnz = M->nnz;
+    const long long *pos = M->pos;
+    long double n2 = 0.0L;
+    long long l, k, i;
+    for (i = 0; i < M->P; ++i) {
+        M->g[i] = 0.0L;
+    }
+    for (l = 0; l < L; ++l) {
+        const long long *order = M->order + l * nnz;
+        i = 0;
+        while (i < nnz) {
+            const long long at = pos[order[i] * L + l];
+            long double acc = M->g[at];
+            do {
+                const long long e = order[i];
+                const long long *p = pos + e * L;
+                long double prod = M->vals[e] * M->G[M->jidx[e]];
+                for (k = 0; k < L; ++k) {
+                    if (k != l) {
+                        prod *= theta[p[k]];
+                    }
+                }
+                acc += prod;
+                ++i;
+            } while (i < nnz && pos[order[i] * L + l] == at);
+            M->g[at] = acc;
+        }
+    }
+    for (i = 0; i < M->P; ++i) {
+        n2 += M->g[i] * M->g[i];
+    }
+    return n2;
+}
+
+/* order + l nnz = the nonzeros e stably sorted by pos[e, l] (a counting sort over the P
+ * positions); count: P + 1 scratch */
+static void fb_ld_tensor_orders(const long long *pos, long long nnz, long long L, long long P,
+                                long long *count, long long *order)
+{
+    long long l, e, p;
+    for (l = 0; l < L; ++l) {
+        memset(count, 0, (size_t)(P + 1) * sizeof(long long));
+        for (e = 0; e < nnz; ++e) {
+            ++count[pos[e * L + l] + 1];
+        }
+        for (p = 0; p < P; ++p) {
+            count[p + 1] += count[p];
+        }
+        for (e = 0; e < nnz; ++e) {
+            order[l * nnz + count[pos[e * L + l]]++] = e;
+        }
+    }
+}
+
 /* beta = P(theta) */
 static void fb_ld_predictor(fb_ld_model *M, const long double *theta)
 {
     const long long d = M->d, L = M->L;
     long long l, j;
+    if (M->kind == FB_LD_TENSOR) {
+        fb_ld_tensor_predictor(M, theta);
+        return;
+    }
     if (M->kind == FB_LD_DIAG) {
         /* beta = w_1 * w_2 * .. * w_L (Yun et al. eq. 11) */
         memcpy(M->prefix, theta, (size_t)d * sizeof(long double));
@@ -365,6 +471,9 @@ static long double fb_ld_vjp(fb_ld_model *M, const long double *theta)
     const long long d = M->d, L = M->L;
     long double n2 = 0.0L;
     long long l, j;
+    if (M->kind == FB_LD_TENSOR) {
+        return fb_ld_tensor_vjp(M, theta);
+    }
     if (M->kind == FB_LD_DIAG) {
         /* g_l = G * prod_{k<l} w_k * prod_{k>l} w_k, suffix products from the last layer */
         long double *suffix = M->beta; /* beta is not needed any more */
@@ -426,7 +535,7 @@ static void fb_ld_update(fb_ld_model *M, long double *theta, long double factor)
 {
     const long long L = M->L;
     long long l, i, r, c;
-    if (M->kind == FB_LD_DIAG) {
+    if (M->kind != FB_LD_FC) {
         for (i = 0; i < M->P; ++i) {
             theta[i] += factor * M->g[i];
         }
@@ -798,6 +907,70 @@ int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long
                      K, rec_theta, s_floor, fail_step);
     free(D.Zh);
     free(work);
+    return code;
+}
+
+int fb_gd_tensor_ld(const long double *Z, long double *theta, long long N, long long d,
+                    long long P, long long nnz, long long L, const long long *jidx,
+                    const long long *pos, const long double *vals, long double lr, int loss,
+                    int rule, long long step0, long long n_steps, const long long *rec_steps,
+                    long long K, long double *rec_theta, long double s_floor,
+                    long long *fail_step)
+{
+    fb_ld_model M;
+    fb_ld_data D;
+    long double *work;
+    long long e, l;
+    int code = fb_ld_check(Z, theta, N, d, L, loss, rule, n_steps, rec_steps, K, rec_theta,
+                           fail_step);
+    if (code) {
+        return code;
+    }
+    if (jidx == NULL || pos == NULL || vals == NULL || P < 1 || nnz < 0) {
+        return -1;
+    }
+    for (e = 0; e < nnz; ++e) {
+        if (jidx[e] < 0 || jidx[e] >= d) {
+            return -1;
+        }
+        for (l = 0; l < L; ++l) {
+            if (pos[e * L + l] < 0 || pos[e * L + l] >= P) {
+                return -1;
+            }
+        }
+    }
+    memset(&M, 0, sizeof M);
+    M.kind = FB_LD_TENSOR;
+    M.d = d;
+    M.L = L;
+    M.P = P;
+    M.nnz = nnz;
+    M.jidx = jidx;
+    M.pos = pos;
+    M.vals = vals;
+    /* m, q (N each), beta, G (d each), g (P); the orders (L nnz) and their counts (P + 1) */
+    work = (long double *)malloc((size_t)(2 * N + 2 * d + P) * sizeof(long double));
+    M.order = (long long *)malloc((size_t)(L * nnz + P + 1) * sizeof(long long));
+    if (work == NULL || M.order == NULL) {
+        free(work);
+        free(M.order);
+        return -4;
+    }
+    fb_ld_tensor_orders(pos, nnz, L, P, M.order + L * nnz, M.order);
+    code = fb_ld_data_init(&D, Z, N, d);
+    if (code) {
+        free(work);
+        free(M.order);
+        return code;
+    }
+    M.beta = work + 2 * N;
+    M.G = M.beta + d;
+    M.g = M.G + d;
+    code = fb_ld_run(&M, &D, theta, work, work + N, lr, loss, rule, step0, n_steps, rec_steps,
+                     K, rec_theta, s_floor, fail_step);
+    free(D.Zh);
+    free(work);
+    free(M.order);
     return code;
 }
 

@@ -1,5 +1,5 @@
 /* Shared long double arithmetic of the extended-precision kernels (fb_linear.c,
- * fb_tensor_ld.c, fb_conv_ld.c, fb_deep_ld.c): the log-domain loss weights and G = Z^T q of _reference.loss_weights and
+ * fb_conv_ld.c, fb_deep_ld.c): the log-domain loss weights and G = Z^T q of _reference.loss_weights and
  * _reference.scaled_loss_sum, in long double, sums in index order. Static inline only: each
  * kernel gets its own copy, specialized for its constant d. */
 

@@ -1,6 +1,7 @@
 """precision="extended" for Diagonal and FullyConnected in factored form (csrc/fb_deep_ld.c)
 against the NumPy specification (_reference.gd_model) run in np.longdouble, and against the
-long double tensor kernel (csrc/fb_tensor_ld.c) that ran these models before."""
+long double tensor kernel (fb_gd_tensor_ld, the same data products, the predictor and VJP
+from the layout's nonzeros)."""
 
 import numpy as np
 import pytest

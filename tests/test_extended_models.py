@@ -1,5 +1,6 @@
-"""precision="extended" for the deep models: the long double tensor kernel (csrc/fb_tensor_ld.c)
-against the NumPy specification run in np.longdouble."""
+"""precision="extended" for the deep models: the long double kernels (the tensor network's
+fb_gd_tensor_ld and the factored ones of csrc/fb_deep_ld.c, the Fourier one of
+csrc/fb_conv_ld.c) against the NumPy specification run in np.longdouble."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ from conftest import random_separable
 
 import fastbias as fb
 from fastbias.kernels import STATUS_DIVERGED, _reference
-from fastbias.models import Convolutional, Diagonal, FullyConnected, Tensor
+from fastbias.models import Convolutional, Diagonal, FullyConnected, LowRank, Tensor
+from fastbias.models._layouts import convolutional_layout, low_rank_layout
 
 pytestmark = pytest.mark.filterwarnings("ignore:the initialization does not satisfy")
 
@@ -203,3 +205,59 @@ def test_extended_fourier_conv_double_double_x87_and_chunks(depth, loss, monkeyp
         assert run(parts, LD(0.01), 0, 137, 163, none, rec0, LD(-1e300)) == (0, 300)
         np.testing.assert_array_equal(parts, theta)
     assert np.max(np.abs(out["0"] - out["1"])) / np.max(np.abs(out["1"])) < 1e-17
+
+
+def _random_tensor(d, ks, per, seed):
+    rng = np.random.default_rng(seed)
+    jidx = np.repeat(np.arange(d), per)
+    multi = np.stack([rng.integers(0, k, jidx.size) for k in ks], axis=1)
+    return Tensor((jidx, multi, rng.standard_normal(jidx.size) / 4), (d, *ks))
+
+
+TIME_DOMAIN_CASES = {  # models whose extended runs take fb_gd_tensor_ld: name -> (model, layout)
+    "lowrank2": lambda d: (LowRank(2), low_rank_layout(4, d // 4, 2)),
+    "tensor3": lambda d: (t := _random_tensor(d, (3, 4, 2), 3, 7), t.layout()),
+    "conv2-kernel3": lambda d: (
+        Convolutional(2, kernel_sizes=[3]),
+        convolutional_layout(d, [3, d]),
+    ),
+}
+
+
+@pytest.mark.parametrize("no_avx2", ["0", "1"])
+@pytest.mark.parametrize("loss", [0, 1])
+@pytest.mark.parametrize("rule", [0, 1, 2])
+@pytest.mark.parametrize("case", sorted(TIME_DOMAIN_CASES))
+def test_extended_tensor_kernel_matches_the_long_double_reference(case, rule, loss, no_avx2,
+                                                                 monkeypatch):  # fmt: skip
+    """fb_gd_tensor_ld runs the contraction and its VJP on the layout's nonzeros and the data
+    products in double-double on AVX2 (csrc/fb_deep_ld.c, as the factored kernels), x87 with
+    FASTBIAS_NO_AVX2=1: both agree with the np.longdouble specification to long double
+    round-off. N = 37 rows: blocks of 8 in the double-double products and a tail."""
+    monkeypatch.setenv("FASTBIAS_NO_AVX2", no_avx2)
+    N, d = 37, 16
+    model, layout = TIME_DOMAIN_CASES[case](d)
+    X, y = random_separable(N, d, seed=11)
+    Z = (X * y[:, None]).astype(LD)
+    theta0 = model.flatten(model.init_params(d, None, 1.0, 0)).astype(LD)
+    lr = 0.01 if rule == 0 else 0.002
+    rec_steps = np.array([1, 100, 200], dtype=np.int64)
+    out = []
+    for which in ("kernel", "reference"):
+        theta = theta0.copy()
+        rec = np.zeros((3, theta.size), dtype=LD)
+        if which == "kernel":
+            run = model.runner(Z, np.zeros(N), loss, "extended")
+            got = run(theta, LD(lr), rule, 0, 200, rec_steps, rec, LD(-1e300))
+        else:
+            predictor, vjp = _ld_tensor_maps(layout)
+            got = _reference.gd_model(
+                predictor, vjp, Z, np.zeros(N, LD), theta, LD(lr), loss, rule, 0, 200,
+                rec_steps, rec, LD(-1e300),
+            )  # fmt: skip
+        out.append((got, theta, rec))
+    (got, theta, rec), (want, theta_ref, rec_ref) = out
+    assert got == want == (0, 200)
+    scale = np.max(np.abs(theta_ref))
+    assert np.max(np.abs(theta - theta_ref)) / scale < 1e-17
+    assert np.max(np.abs(rec - rec_ref)) / scale < 1e-17

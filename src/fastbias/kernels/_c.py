@@ -352,7 +352,9 @@ def gd_tensor_extended(
     rec_theta: np.ndarray,
     s_floor: Any,
 ) -> tuple[int, int]:
-    """GD on a linear tensor network in long double (``csrc/fb_tensor_ld.c``).
+    """GD on a linear tensor network in long double (``fb_gd_tensor_ld`` in
+    ``csrc/fb_deep_ld.c``: the contraction over the nonzeros, the data products in
+    double-double on AVX2).
 
     The run of ``_reference.gd_model`` with the predictor and VJP of
     :class:`fastbias.models.Tensor`, in ``np.longdouble``: ``Z`` (N, d), ``theta`` (P,),

@@ -387,7 +387,8 @@ class Tensor(Model):
     # ---- compiled runs --------------------------------------------------------------------
     def runner(self, Z: np.ndarray, targets: np.ndarray, loss: int, precision: str) -> Runner:
         """Bind ``kernels._numba_tensor.gd_tensor`` to the data; ``precision="extended"``
-        (exp or logistic loss): the long double C kernel ``csrc/fb_tensor_ld.c``."""
+        (exp or logistic loss): the long double C kernel ``fb_gd_tensor_ld``
+        (``csrc/fb_deep_ld.c``)."""
         self.shapes(np.shape(Z)[1])
         if precision == "extended":
             return self.extended_runner(Z, loss)
