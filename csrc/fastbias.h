@@ -109,6 +109,12 @@ int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long
                 const long long *rec_steps, long long K, long double *rec_theta,
                 long double s_floor, long long *fail_step);
 
+/* exp(max(x, -708)) of the float64 kernels (csrc/fb_f64_core.h) on n (a multiple of 4)
+ * arguments, the pass made `repeats` times (for timing): which 0 fb_exp (baseline copy), 1
+ * fb_exp (AVX2+FMA copy), 2 fb_exp_fma. For the tests and bench/lockstep_bound.py. Returns 0,
+ * -1 (bad arguments) or -5 (no AVX2/FMA for which 1, 2; no vector extensions). */
+int fb_exp_f64_check(const double *x, double *out, long long n, long long repeats, int which);
+
 /* e^(xh + xl) in double-double (csrc/fb_ld_dd.h, fb_dd_exp_weights: the exp loss's weights of
  * fb_gd_diagonal_ld, fb_gd_fc_ld and fb_gd_conv_ld) for x <= 0, as exact pairs qh + ql; for
  * the tests. Returns 0, or -5 where the double-double code does not run (no AVX2/FMA). */

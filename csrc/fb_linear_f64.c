@@ -803,7 +803,69 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
     return job.status;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The kernels' exp on an array, for the tests and bench/lockstep_bound.py (the lock-step
+ * batches are bound by its throughput). which: 0 fb_exp in the baseline copy, 1 fb_exp in
+ * the AVX2+FMA copy (contracted: the shifted mode of the AVX2 drivers), 2 fb_exp_fma (the
+ * direct mode of the AVX2 tiny path and the lock-step linear pass). The pass over the n
+ * arguments is made `repeats` times (an empty asm with a memory clobber keeps every pass). */
+FB_NOINLINE void fb_exp_pass(const double *x, double *out, long long n, long long repeats)
+{
+    long long t, i;
+    for (t = 0; t < repeats; ++t) {
+        for (i = 0; i < n; i += FB_V) {
+            fb_store(out + i, fb_exp(fb_load(x + i)));
+        }
+        __asm__ volatile("" ::: "memory");
+    }
+}
+
+#if FB_HAVE_AVX2_CLONE
+FB_NOINLINE FB_TARGET_AVX2 void fb_exp_pass_avx2(const double *x, double *out, long long n,
+                                                 long long repeats, int fma_exp)
+{
+    long long t, i;
+    for (t = 0; t < repeats; ++t) {
+        if (fma_exp) {
+            for (i = 0; i < n; i += FB_V) {
+                fb_store(out + i, fb_exp_fma(fb_load(x + i)));
+            }
+        } else {
+            for (i = 0; i < n; i += FB_V) {
+                fb_store(out + i, fb_exp(fb_load(x + i)));
+            }
+        }
+        __asm__ volatile("" ::: "memory");
+    }
+}
+#endif
+
+int fb_exp_f64_check(const double *x, double *out, long long n, long long repeats, int which)
+{
+    if (x == NULL || out == NULL || n < 0 || n % FB_V != 0 || repeats < 1 || which < 0
+        || which > 2) {
+        return -1;
+    }
+    if (which == 0) {
+        fb_exp_pass(x, out, n, repeats);
+        return 0;
+    }
+#if FB_HAVE_AVX2_CLONE
+    if (fb_use_avx2()) {
+        fb_exp_pass_avx2(x, out, n, repeats, which == 2);
+        return 0;
+    }
+#endif
+    return -5;
+}
+
 #else /* not GCC or clang: no vector extensions */
+
+int fb_exp_f64_check(const double *x, double *out, long long n, long long repeats, int which)
+{
+    (void)x, (void)out, (void)n, (void)repeats, (void)which;
+    return -5;
+}
 
 int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, double lr, int loss,
                      int rule, long long step0, long long n_steps, const long long *rec_steps,

@@ -585,6 +585,30 @@ def gd_fc_extended(Z, theta, dims, offsets, lr, loss, rule, step0, n_steps, rec_
     return _translate(code, int(fail[0]), "fb_gd_fc_ld")
 
 
+def exp_f64_check(x: Any, which: int, repeats: int = 1) -> np.ndarray | None:
+    """``exp(max(x, -708))`` by the float64 kernels' vector exp (``fb_exp_f64_check``):
+    ``which`` 0 ``fb_exp`` (baseline copy), 1 ``fb_exp`` (AVX2+FMA copy), 2 ``fb_exp_fma``;
+    the pass over ``x`` is made ``repeats`` times (for timing). ``None`` where that copy does
+    not run (no AVX2/FMA, or no C extension). ``x`` is padded to whole vectors."""
+    if not available():
+        return None
+    c = _require_lib()
+    x = np.asarray(x, dtype=np.float64).ravel()
+    n = x.shape[0]
+    padded = np.zeros(-(-n // 4) * 4)
+    padded[:n] = x
+    out = np.empty_like(padded)
+    code = c.fb_exp_f64_check(
+        _f64_ptr("x", padded, padded.shape, False), _f64_ptr("out", out, out.shape, True),
+        padded.shape[0], int(repeats), int(which),
+    )  # fmt: skip
+    if code == -5:
+        return None
+    if code != 0:
+        raise ValueError(f"fb_exp_f64_check: bad arguments (which={which}, repeats={repeats}).")
+    return out[:n]
+
+
 def dd_exp_check(xh: Any, xl: Any) -> tuple[Any, Any] | None:
     """``e^(xh + xl)`` (x <= 0) as exact double pairs ``(qh, ql)`` from the double-double
     exponential of the extended-precision exp-loss weights (``fb_dd_exp_check``, for the
