@@ -71,3 +71,38 @@ def test_batch_configs_resolve_their_own_reference():
         assert "angle_gap" not in runs[0].history and runs[0].reference is None
         assert "angle_gap" in runs[1].history and "angle_gap" in runs[3].history
         assert "distance_to_reference" in runs[2].history
+
+
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep", "threads"])
+def test_batch_issues_one_warning_per_kind_not_one_per_run(lockstep, monkeypatch):
+    """Eight seeds whose initializations all miss Yun et al.'s sufficient condition give one
+    warning that says so for 8 of the 8 runs (with the first one's lambda), at the caller's
+    line; a batch of one run and train itself keep the plain message. The numbers of the
+    others' runs differ, and the message says so."""
+    import warnings
+
+    import fastbias.optim.batch as batch
+
+    if not lockstep:
+        monkeypatch.setattr(batch, "lockstep_eligible", lambda *a: False)
+    X, y = random_separable(30, 8, seed=4)
+    kw = dict(model=Diagonal(2), steps=5, lr=1e-3, reference=None)
+
+    def caught(fn):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            fn()
+        return [w for w in got if "sufficient convergence condition" in str(w.message)]
+
+    one_by_one = [caught(lambda s=s: fb.train(X, y, seed=s, **kw)) for s in range(8)]
+    assert all(len(w) == 1 for w in one_by_one)
+    lambdas = {str(w[0].message) for w in one_by_one}
+    assert len(lambdas) > 1  # the seeds' lambdas differ
+    grouped = caught(lambda: fb.train_batch(X, y, seeds=range(8), **kw))
+    assert len(grouped) == 1
+    message = str(grouped[0].message)
+    assert message.startswith("8 of the 8 runs: " + str(one_by_one[0][0].message))
+    assert message.endswith("(the figures of the first of them; they differ from run to run)")
+    assert grouped[0].filename == __file__
+    single = caught(lambda: fb.train_batch(X, y, seeds=[0], **kw))
+    assert [str(w.message) for w in single] == [str(one_by_one[0][0].message)]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_positive_int
+from .._warn import grouped_warnings
 from ..kernels import C_THREADS
 from .driver import execute
 from .gd import train_spec
@@ -79,14 +80,17 @@ def train_batch(
     d = X.shape[1] if isinstance(X, np.ndarray) and X.ndim == 2 else None
     if lockstep_eligible(runs, common, d):  # one kernel, SIMD lanes = runs
         spec_args = {k: v for k, v in common.items() if k not in _EXECUTION}
-        done = train_lockstep(lockstep_specs(X, y, runs, spec_args), workers)
+        with grouped_warnings(len(runs)):  # (one warning for 64 seeds' lambda, not 64)
+            lock_specs = lockstep_specs(X, y, runs, spec_args)
+        done = train_lockstep(lock_specs, workers)
         if done is not None:
             return done
     specs, executions = [], []
-    for cfg in runs:  # what describes the run, and how to execute it (per run: checkpoint)
-        merged = {**common, **cfg}
-        executions.append({k: merged.pop(k) for k in _EXECUTION if k in merged})
-        specs.append(train_spec(X, y, **merged))
+    with grouped_warnings(len(runs)):
+        for cfg in runs:  # what describes the run, and how to execute it (per run: checkpoint)
+            merged = {**common, **cfg}
+            executions.append({k: merged.pop(k) for k in _EXECUTION if k in merged})
+            specs.append(train_spec(X, y, **merged))
     return execute_many(specs, n_workers=workers, executions=executions)
 
 
