@@ -92,6 +92,17 @@ def _translate(code: int, fail_step: int, kernel: str) -> tuple[int, int]:
     raise exc(f"C kernel {kernel} failed with code {code}: {what}.")
 
 
+def _check_double_range(Z: np.ndarray, kernel: str) -> None:
+    """The long double kernels of csrc/fb_deep_ld.c and fb_conv_ld.c hold the data as exact
+    double pairs: say so when an entry is past the float64 range (else the kernel's code -1
+    reads as a layout error)."""
+    if not np.all(np.abs(Z) <= np.finfo(np.float64).max):
+        raise ValueError(
+            f"{kernel}: the data Z have entries outside the float64 range (|z| > 1.8e308 or not "
+            "finite); the extended-precision kernels hold the data as pairs of doubles."
+        )
+
+
 def _require_lib() -> Any:
     if lib is None:
         raise ImportError(
@@ -367,6 +378,7 @@ def gd_tensor_extended(
     P = theta.shape[0]
     nnz, L = pos.shape
     _check_ld("Z", Z, (N, d), writeable=False)
+    _check_double_range(Z, "fb_gd_tensor_ld")
     _check_ld("theta", theta, (P,), writeable=True)
     _check_ld("vals", vals, (nnz,), writeable=False)
     _check_ld("jidx", jidx, (nnz,), writeable=False, dtype=np.int64)
@@ -503,6 +515,7 @@ def gd_conv_extended(Z, theta, spec, use_spec, depth, lr, loss, rule, step0, n_s
     N, d = Z.shape
     P = theta.shape[0]
     _check_ld("Z", Z, (N, d), writeable=False)
+    _check_double_range(Z, "fb_gd_conv_ld")
     _check_ld("theta", theta, (int(depth) * d,), writeable=True)
     _check_ld("spec", spec, (int(depth), 2, d // 2 + 1), writeable=True)
     K = _check_rec_steps(rec_steps)
@@ -553,6 +566,7 @@ def gd_diagonal_extended(Z, theta, depth, lr, loss, rule, step0, n_steps, rec_st
     th, K, rec, rs = _ld_run_args(theta, rec_steps, rec_theta)
     if theta.shape[0] != int(depth) * d:
         raise ValueError(f"theta must have shape ({int(depth) * d},); got {theta.shape}.")
+    _check_double_range(Z, "fb_gd_diagonal_ld")
     fail = ffi.new("long long *")
     code = c.fb_gd_diagonal_ld(
         _ld_ptr("Z", Z, (N, d), False), th, N, d, int(depth), _ld_scalar(lr), int(loss),
@@ -576,6 +590,7 @@ def gd_fc_extended(Z, theta, dims, offsets, lr, loss, rule, step0, n_steps, rec_
     N, d = Z.shape
     L = dims.shape[0]
     th, K, rec, rs = _ld_run_args(theta, rec_steps, rec_theta)
+    _check_double_range(Z, "fb_gd_fc_ld")
     fail = ffi.new("long long *")
     code = c.fb_gd_fc_ld(
         _ld_ptr("Z", Z, (N, d), False), th, N, d, theta.shape[0], L,
