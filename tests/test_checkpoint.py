@@ -1,14 +1,11 @@
 """Checkpoint and resume: atomic files, bit-identical continuation for every model, precision,
 optimizer and step rule, Ctrl-C saves. (The file format's safety: test_checkpoint_format.py.)"""
 
-import os
 import pickle
-import signal
-import threading
 
 import numpy as np
 import pytest
-from conftest import random_separable
+from conftest import ctrl_c_while_running, random_separable
 
 import fastbias as fb
 from fastbias.models import Convolutional, Diagonal, FullyConnected, LowRank, Network, Tensor
@@ -106,10 +103,8 @@ def test_ctrl_c_writes_a_checkpoint_that_finishes_the_run(tmp_path):
     X, y = fb.datasets.soudry2018()
     path = tmp_path / "long.ckpt"
     total = 3 * 10**8
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    run = fb.train(X, y, steps=total, lr=0.05, chunk_seconds=0.05, checkpoint=path)
-    timer.cancel()
+    with ctrl_c_while_running():
+        run = fb.train(X, y, steps=total, lr=0.05, chunk_seconds=0.05, checkpoint=path)
     assert run.status == "interrupted" and 0 < run.steps_done < total
     spec, state = fb.optim.checkpoint.load_checkpoint(path)
     assert state.done == run.steps_done and spec.steps == total

@@ -420,15 +420,11 @@ def test_overflowing_start_is_reported():
 
 
 def test_ctrl_c_returns_the_partial_run():
-    import os
-    import signal
-    import threading
+    from conftest import ctrl_c_while_running
 
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    run = flow(np.array([[1.0, 0.0]]), init=[0.5, 0.0], log_t_max=1e8, record=[1.0, 10.0],
-               chunk_seconds=0.02)  # fmt: skip
-    timer.cancel()
+    with ctrl_c_while_running():
+        run = flow(np.array([[1.0, 0.0]]), init=[0.5, 0.0], log_t_max=1e8, record=[1.0, 10.0],
+                   chunk_seconds=0.02)  # fmt: skip
     assert run.status == "interrupted"
     h = run.history
     assert h["log_time"][-1] == run.settings["log_t_final"] < 1e8

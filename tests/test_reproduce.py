@@ -8,12 +8,10 @@ registered here: verdict files, the index page, Ctrl-C and resume.
 
 import json
 import math
-import os
-import signal
-import threading
 
 import numpy as np
 import pytest
+from conftest import ctrl_c_while_running
 
 import fastbias as fb
 from fastbias import experiments
@@ -102,13 +100,8 @@ def tiny_target():
 def test_interrupted_target_resumes_bit_identically(tiny_target, tmp_path):
     """Ctrl-C during a target's run: TargetInterrupted after a checkpoint; running the same
     call again resumes and ends exactly where an uninterrupted run ends."""
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(experiments.TargetInterrupted):
-            experiments.reproduce(tiny_target, out=tmp_path)
-    finally:
-        timer.cancel()
+    with ctrl_c_while_running(), pytest.raises(experiments.TargetInterrupted):
+        experiments.reproduce(tiny_target, out=tmp_path)
     assert list((tmp_path / "checkpoints").glob("gd-*.ckpt"))
     report = experiments.reproduce(tiny_target, out=tmp_path)
     X, y = fb.datasets.soudry2018()

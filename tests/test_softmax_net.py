@@ -3,13 +3,10 @@ finite differences, log-domain loss far past zero error, training, checkpoint/re
 errors."""
 
 import math
-import os
-import signal
-import threading
 
 import numpy as np
 import pytest
-from conftest import KERNEL_RTOL
+from conftest import KERNEL_RTOL, ctrl_c_while_running
 
 import fastbias as fb
 from fastbias.exceptions import DivergenceError
@@ -187,11 +184,8 @@ def test_ctrl_c_stops_between_chunks_and_the_checkpoint_finishes_the_run(tmp_pat
     kw = dict(hidden=5, lr=0.1, record=3)
     path = tmp_path / "long.ckpt"
     total = 10**9
-    fb.train_softmax_network(X, y, steps=2, **kw)  # imports and compiles before the timer
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    run = fb.train_softmax_network(X, y, steps=total, chunk_seconds=0.02, checkpoint=path, **kw)
-    timer.cancel()
+    with ctrl_c_while_running():
+        run = fb.train_softmax_network(X, y, steps=total, chunk_seconds=0.02, checkpoint=path, **kw)
     assert run.status == "interrupted" and 0 < run.steps_done < total
     assert read_archive(path, "softmax-network")["done"] == run.steps_done
     resumed = fb.resume_softmax_network(path, steps=300)

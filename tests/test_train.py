@@ -1,15 +1,12 @@
 """The GD engine: theory checks (Soudry et al. 2018), bad input, interruption."""
 
 import io
-import os
-import signal
 import sys
-import threading
 import warnings
 
 import numpy as np
 import pytest
-from conftest import random_separable
+from conftest import ctrl_c_while_running, random_separable
 
 import fastbias as fb
 from fastbias.experiments.soudry2018 import paper_lr
@@ -134,10 +131,8 @@ def test_progress_bar(monkeypatch):
 
 def test_ctrl_c_keeps_finished_work():
     X, y = fb.datasets.soudry2018()
-    timer = threading.Timer(0.4, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    run = fb.train(X, y, steps=10**10, lr=0.05, chunk_seconds=0.05)
-    timer.cancel()
+    with ctrl_c_while_running():
+        run = fb.train(X, y, steps=10**10, lr=0.05, chunk_seconds=0.05)
     assert run.status == "interrupted"
     assert 0 < run.steps_done < 10**10
     assert run.history["step"][-1] == run.steps_done
