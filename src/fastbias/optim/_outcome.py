@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from .._warn import warn_user
 from ..exceptions import NotSeparableError
 from .reference import cached_max_margin
 
@@ -66,7 +67,8 @@ def frozen_status(
     """
     if len(steps) < 2 or steps[-1] == steps[-2]:
         return None
-    if scales[-1] != scales[-2] or not np.array_equal(thetas[-1], thetas[-2]):
+    # (the rows of one array: their == is np.array_equal's, without its checks and wrapping)
+    if scales[-1] != scales[-2] or not (thetas[-1] == thetas[-2]).all():
         return None
     if log_loss_end is not None and log_loss_end < math.log(np.finfo(np.float64).tiny):
         return "loss underflow: iterate frozen"
@@ -87,18 +89,23 @@ def time_estimate_note(steps: int, seconds: float) -> str:
 
 
 def warn_if_not_separable(
-    X: np.ndarray, y: np.ndarray, history, stacklevel: int, key: bytes | None = None
+    X: np.ndarray, y: np.ndarray, history, stacklevel: int | None = None, key: bytes | None = None
 ) -> None:
     """After a classification run that ended without separating the data, say whether the
     data are separable at all (a linear-predictor model cannot reach zero loss otherwise).
-    ``key``: the data's digest (``RunSpec.data_key``) when the caller has it."""
+    ``key``: the data's digest (``RunSpec.data_key``) when the caller has it; ``stacklevel``
+    that of the caller's warnings (None: the first frame outside fastbias, found only when
+    there is a warning)."""
     if "min_margin" not in history or history["min_margin"][-1] > 0:
         return
     try:
         cached_max_margin(X, y, key)  # (solved once per data set)
     except NotSeparableError as exc:
-        warnings.warn(
+        message = (
             "the run ended with min margin <= 0 and X, y are not linearly separable, so no "
-            f"linear predictor reaches zero loss ({str(exc).split(':')[0]}).",
-            stacklevel=stacklevel + 1,
+            f"linear predictor reaches zero loss ({str(exc).split(':')[0]})."
         )
+        if stacklevel is None:
+            warn_user(message)
+        else:
+            warnings.warn(message, stacklevel=stacklevel + 1)

@@ -1017,7 +1017,9 @@ class Run:
         if self._coef is None:
             return
         coef64 = np.asarray(self._coef, dtype=np.float64)
-        if coef64 is self._coef and coef64.size:  # float64: one reduction checks and scales
+        # float64 (also a view with an equal dtype object: np.asarray returns another view of
+        # a compiled kernel's result): one reduction checks and scales
+        if isinstance(self._coef, np.ndarray) and self._coef.dtype == np.float64 and coef64.size:
             top = float(np.abs(coef64).max())
             if math.isfinite(top):
                 if self.direction is None:
@@ -1048,7 +1050,10 @@ class Run:
                 top = float(np.abs(beta_s).max())
             ex = math.frexp(top)[1]
             bn1 = np.ldexp(beta_s, -ex)
-            n = float(norm(bn1))
+            # diagnostics.norm(bn1), its scale max|bn1| known: top / 2**ex (exact)
+            scale = math.ldexp(top, -ex)
+            u = bn1 / (scale if scale > 0 else 1.0)
+            n = float(np.sqrt((u * u).sum()) * scale)
             self.direction = bn1 / n if n > 0 else np.zeros(bn1.shape[0])
             self.log_coef_norm = (
                 float(np.log(n) + float(exponent + ex) * _LN2) if n > 0 else LOG_FLOOR

@@ -79,9 +79,7 @@ def _gd_run(spec: RunSpec, state: RunState, status: str) -> Run:
             and history["min_margin"][-1] <= 0  # (else warn_if_not_separable returns at once)
         ):
             # (Linear and FullyConnected learn it at the start, from the reference)
-            warn_if_not_separable(
-                spec.X, spec.y, history, stacklevel=user_stacklevel(), key=spec.data_key
-            )
+            warn_if_not_separable(spec.X, spec.y, history, key=spec.data_key)
         scaled = [
             np.array(p, dtype=np.float64) if spec.precision == "float64" else p.copy()
             for p in mdl.unflatten(theta, d)
