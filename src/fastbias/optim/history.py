@@ -557,7 +557,7 @@ def _build_history_compiled(
         _read_only(np.asarray(targets, np.float64)), regression_run, code, _read_only(ref),
         _read_only(wt), _read_only(steps), th, e, offsets, model.depth,
     )  # fmt: skip
-    finite = np.isfinite(vals).all(axis=1)
+    finite = np.isfinite(vals).all(axis=1).tolist()  # (a list: indexed ~10 times below)
     cols = _Columns(steps)
     cols.cols["step"] = steps
     layout = regression if regression_run else classification
@@ -731,8 +731,12 @@ def _layer_columns(cols: _Columns, layer_norms: np.ndarray, e: np.ndarray) -> No
     rows' layer norms (K, L) (``Model.layer_norms_rows``)."""
     layer_norms = np.asarray(layer_norms, dtype=np.float64)
     if layer_norms.size:  # every layer at once when they all fit in float64 (the usual case)
-        with np.errstate(over="ignore"):
-            full = np.ldexp(layer_norms.T, np.asarray(e, dtype=np.int64))  # (L, K)
+        e = np.asarray(e, dtype=np.int64)
+        if e.any():
+            with np.errstate(over="ignore"):
+                full = np.ldexp(layer_norms.T, e)  # (L, K)
+        else:  # (no row rescaled: ldexp by 0 is the identity)
+            full = np.ascontiguousarray(layer_norms.T)
         if np.isfinite(full).all():
             for layer in range(len(full)):
                 cols.cols[f"layer_norm_{layer + 1}"] = full[layer]

@@ -42,7 +42,17 @@ from .._warn import warn_user
 from ..diagnostics import norm as vector_norm
 from ..kernels import STEP_RULE_CODES
 from ..losses import get_loss, log_total_loss
-from ..models import Linear, Model, Network, get_model
+from ..models import (
+    Convolutional,
+    Diagonal,
+    FullyConnected,
+    Linear,
+    LowRank,
+    Model,
+    Network,
+    Tensor,
+    get_model,
+)
 from ..models.registry import model_entry, models_with_precision
 from .history import checkpoint_steps
 from .optimizers import check_optimizer, default_optimizer_lr
@@ -288,6 +298,9 @@ _DATA_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, bytes]] = OrderedD
 _DATA_CACHE_SIZE = 16
 _DATA_CACHE_BYTES = 1 << 20  # larger data sets are validated on every call (and not kept)
 _DATA_LOCK = threading.Lock()
+# the entry of the last call (a sweep's every call after the first): compared before the
+# cache is looked up, which hashes the key's bytes (one tuple, replaced atomically)
+_DATA_LAST: list[tuple[tuple, tuple[np.ndarray, np.ndarray, bytes]] | None] = [None]
 
 
 def _checked_data(X: Any, y: Any, regression: bool) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -301,7 +314,8 @@ def _checked_data(X: Any, y: Any, regression: bool) -> tuple[np.ndarray, np.ndar
     repeated call copies the bytes once instead of checking, encoding, copying and hashing
     the data again (4 us against 30-80 us for N=40, d=16). An array changed in place has
     other bytes and is validated anew. The last 16 data sets are kept (read-only arrays the
-    specs share; never the caller's own arrays)."""
+    specs share; never the caller's own arrays); the last one is compared first, without
+    hashing the bytes."""
     raw = None
     if (
         type(X) is np.ndarray
@@ -316,10 +330,14 @@ def _checked_data(X: Any, y: Any, regression: bool) -> tuple[np.ndarray, np.ndar
             X.tobytes(),
             None if y is None else (y.dtype.str, y.shape, y.tobytes()),
         )
+        last = _DATA_LAST[0]
+        if last is not None and last[0] == raw:  # (memcmp of the bytes, no hash: ~1 us)
+            return last[1]
         with _DATA_LOCK:
-            hit = _DATA_CACHE.get(raw)
+            hit = _DATA_CACHE.get(raw)  # (hashes the bytes: ~3 us for N=40, d=16)
             if hit is not None:
                 _DATA_CACHE.move_to_end(raw)
+                _DATA_LAST[0] = (raw, hit)
                 return hit
     X_in, y_in = X, y
     X, y = check_X_targets(X, y) if regression else check_X_y(X, y)
@@ -330,6 +348,7 @@ def _checked_data(X: Any, y: Any, regression: bool) -> tuple[np.ndarray, np.ndar
             _DATA_CACHE[raw] = out
             while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
                 _DATA_CACHE.popitem(last=False)
+            _DATA_LAST[0] = (raw, out)
     return out
 
 
@@ -449,6 +468,132 @@ def _time_grid(
     return np.append(lt[keep], log_t_end), np.append(times[keep], t_end)
 
 
+# ---- the starting point -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What a run's starting point determines: the sufficient convergence condition (deep
+    models; None otherwise), the safe step size, and the divergence test's initial log-loss
+    and bound."""
+
+    condition: Any
+    safe_lr: float
+    log_loss0: float
+    floor: float
+
+
+_START_CACHE: OrderedDict[tuple, _Start] = OrderedDict()
+_START_CACHE_SIZE = 64
+# the models whose map P is determined by their type and config() (their constructor
+# arguments); a subclass may hold more, so its starts are not kept
+_CONFIG_MODELS = (Linear, FullyConnected, Diagonal, Convolutional, Tensor, LowRank, Network)
+
+
+def _frozen_config(value: Any) -> Any:
+    """``value`` (a model's config: numbers, strings, lists, dicts, arrays, models) as a
+    hashable key, arrays by dtype, shape and bytes; TypeError for anything else."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _frozen_config(v)) for k, v in sorted(value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_frozen_config(v) for v in value))
+    if isinstance(value, Model):
+        return _model_key(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"no key for a {type(value).__name__}")
+
+
+def _model_key(mdl: Model) -> tuple:
+    """The model's type and constructor arguments (TypeError for other model classes)."""
+    if type(mdl) not in _CONFIG_MODELS:
+        raise TypeError(f"{type(mdl).__name__} is not keyed by its config")
+    return (type(mdl), _frozen_config(mdl.config()))
+
+
+def _condition(mdl: Model, params0: list[np.ndarray], regression: bool) -> Any:
+    """Yun et al.'s sufficient convergence condition at ``params0`` (deep models), or None."""
+    if mdl.depth > 1:
+        return mdl.convergence_condition(params0, "regression" if regression else "classification")
+    return None
+
+
+def _warn_condition(cond: Any) -> None:
+    if cond is not None and not cond.holds:
+        warn_user(
+            f"the initialization does not satisfy the sufficient convergence condition of "
+            f"{cond.theorem} (lambda = {cond.margin:.3g} <= 0); the loss may not go to zero."
+        )
+
+
+def _start(
+    mdl: Model,
+    params0: list[np.ndarray],
+    theta0: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    key: bytes,
+    loss: str,
+    regression: bool,
+    init_scale: float,
+) -> tuple[_Start, ScaleOutOfRangeError | None]:
+    """The run's :class:`_Start` (warning when the convergence condition fails) and the
+    ScaleOutOfRangeError of a default step size that does not fit float64 (then
+    ``safe_lr`` is NaN), or None. Raises as ``check_initial_outputs`` for initial outputs
+    out of range.
+
+    The start depends on the model's map, ``theta0``, the data and the loss only, so the
+    last 64 are kept by those: the model's type and constructor arguments, ``theta0``'s
+    bytes, the data's digest ``key`` and the loss (those with an error are not kept). Runs
+    from one starting point (sweeps over step sizes, horizons, step rules, record schedules)
+    compute the initial outputs, the condition, the safe step and the initial loss once."""
+    try:
+        cache_key: tuple | None = (_model_key(mdl), X.shape, theta0.dtype.str, theta0.tobytes())
+        cache_key += (key, loss, regression)
+    except TypeError:
+        cache_key = None
+    if cache_key is not None:
+        with _DATA_LOCK:
+            kept = _START_CACHE.get(cache_key)
+            if kept is not None:
+                _START_CACHE.move_to_end(cache_key)
+        if kept is not None:
+            _warn_condition(kept.condition)
+            return kept, None
+    outputs0 = check_initial_outputs(mdl, params0, X, init_scale)  # X beta, or the network's
+    cond = _condition(mdl, params0, regression)
+    _warn_condition(cond)
+    Z = X if regression else X * y[:, None]
+    margins0 = outputs0 - y if regression else y * outputs0
+    error = None
+    try:
+        if isinstance(mdl, Linear):
+            safe_lr = default_lr(Z, theta0, loss, key=key)
+        else:
+            safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss, key)
+    except ScaleOutOfRangeError as exc:
+        safe_lr, error = float("nan"), exc
+    if regression:
+        loss0 = 0.5 * float(np.sum(margins0**2))
+        log_loss0 = np.log(loss0) if loss0 > 0 else -np.inf
+        floor = -max(loss0, 1.0) * np.exp(_DIVERGENCE_FACTOR)
+    else:
+        log_loss0 = log_total_loss(margins0, loss)
+        if loss == "exp":
+            floor = -(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
+        else:
+            floor = -np.exp(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
+    out = _Start(cond, float(safe_lr), float(log_loss0), float(floor))
+    if cache_key is not None and error is None:
+        with _DATA_LOCK:
+            _START_CACHE[cache_key] = out
+            while len(_START_CACHE) > _START_CACHE_SIZE:
+                _START_CACHE.popitem(last=False)
+    return out, error
+
+
 # ---- the builder ------------------------------------------------------------------------------
 
 
@@ -535,34 +680,21 @@ def build_spec(
         init = [check_vector(arr[0] if arr.ndim == 2 and arr.shape[0] == 1 else arr, d, "init")]
     params0 = mdl.init_params(d, init, init_scale, seed)
     theta0 = mdl.flatten(params0)
-    outputs0 = check_initial_outputs(mdl, params0, X, init_scale)  # X beta, or the network's
-    if mdl.depth > 1:
-        cond = mdl.convergence_condition(params0, "regression" if regression else "classification")
-        if cond is not None and not cond.holds:
-            warn_user(
-                f"the initialization does not satisfy the sufficient convergence condition of "
-                f"{cond.theorem} (lambda = {cond.margin:.3g} <= 0); the loss may not go to zero."
-            )
     linear_predictor = getattr(mdl, "linear_predictor", True)
-    Z = X if regression else X * y[:, None]
-
     if flow:
+        check_initial_outputs(mdl, params0, X, init_scale)
+        _warn_condition(_condition(mdl, params0, regression))
+        Z = X if regression else X * y[:, None]
         return _flow_spec(
             X, y, mdl, loss, theta0, opts, log_t_end, t_given, record, reference, init_scale,
             seed, linear_predictor, Z, key,
         )  # fmt: skip
 
-    # ---- step size
-    margins0 = outputs0 - y if regression else y * outputs0
-    try:
-        if isinstance(mdl, Linear):
-            safe_lr = default_lr(Z, theta0, loss, key=key)
-        else:
-            safe_lr = _deep_default_lr(Z, theta0, margins0, mdl.depth, loss, key)
-    except ScaleOutOfRangeError:
-        if lr is None:
-            raise
-        safe_lr = float("nan")  # the caller's lr is used; advice says to rescale X
+    # ---- step size (and the divergence test's start)
+    start, lr_error = _start(mdl, params0, theta0, X, y, key, loss, regression, init_scale)
+    if lr_error is not None and lr is None:
+        raise lr_error
+    safe_lr = start.safe_lr  # (NaN after lr_error: the caller's lr is used)
     if lr is None:
         lr = default_optimizer_lr(optimizer, opts, safe_lr, N)
     else:
@@ -595,16 +727,7 @@ def build_spec(
     )
 
     # ---- divergence test
-    if regression:
-        loss0 = 0.5 * float(np.sum(margins0**2))
-        log_loss0 = np.log(loss0) if loss0 > 0 else -np.inf
-        floor = -max(loss0, 1.0) * np.exp(_DIVERGENCE_FACTOR)
-    else:
-        log_loss0 = log_total_loss(margins0, loss)
-        if loss == "exp":
-            floor = -(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
-        else:
-            floor = -np.exp(max(log_loss0, 0.0) + _DIVERGENCE_FACTOR)
+    floor, log_loss0 = start.floor, start.log_loss0
     spec = RunSpec(
         X=X,
         y=y,
