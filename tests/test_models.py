@@ -284,3 +284,37 @@ def test_batch_predictors_and_layer_norms_match_the_reference():
         np.testing.assert_allclose(ext.astype(float), rows, rtol=1e-13, atol=1e-15)
         norms = [[np.linalg.norm(np.ravel(p)) for p in model.unflatten(th, d)] for th in thetas]
         np.testing.assert_allclose(model.layer_norms_rows(thetas, d), norms, rtol=1e-14)
+
+
+def test_predictor_of_theta_is_the_predictor_bit_for_bit():
+    """The models' shortcut from the flat float64 theta (the final coef of a run) is
+    predictor() on its layers, byte for byte."""
+    from fastbias.models import Convolutional, Tensor
+
+    rng = np.random.default_rng(4)
+    d = 12
+    M = np.zeros((d, 3, 4, 2))
+    mask = rng.random(M.shape) < 0.3
+    M[mask] = rng.standard_normal(int(mask.sum()))  # a general order-3 tensor
+    models = [
+        Diagonal(2),
+        Diagonal(3),
+        Convolutional(2),
+        Convolutional(3),
+        Convolutional(3, [5, 12]),
+        Tensor.diagonal(d, 2),
+        Tensor.diagonal(d, 3),
+        Tensor.fully_connected(d, [3]),
+        Tensor(M),
+    ]
+    for model in models:
+        n = sum(int(np.prod(s)) for s in model.shapes(d))
+        for scale in (1.0, 1e-120, 1e90):
+            theta = rng.standard_normal(n) * scale
+            theta[rng.random(n) < 0.2] = 0.0
+            theta[0] = -0.0
+            got = model._predictor_of_theta(theta, d)
+            want = np.asarray(model.predictor(model.unflatten(theta.copy(), d)))
+            assert got is not None, model
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (model, scale)
+        assert model._predictor_of_theta(theta.astype(np.longdouble), d) is None

@@ -134,3 +134,61 @@ def test_w_tilde_of_a_step_size_sweep_comes_from_one_solve(monkeypatch):
         Z = X * y[:, None]
         np.testing.assert_allclose(lr * np.exp(-Z[S] @ spec.w_tilde), alpha[S], rtol=1e-12)
     assert solves == [1.0]
+
+
+def _start_fields(spec):
+    return (spec.safe_lr, spec.floor, spec.log_loss0)
+
+
+def test_start_is_kept_per_model_start_data_and_loss():
+    """spec._start keeps a run's start (safe step, divergence bound, initial log-loss) by the
+    model's type and constructor arguments, theta0's bytes, the data and the loss: a kept
+    start equals a fresh one, and any change of those gives the fresh value of the new run."""
+    from fastbias.models import Convolutional
+    from fastbias.optim import spec as spec_module
+
+    X, y = random_separable(30, 6, seed=3)
+
+    def fresh(*args, **kw):
+        spec_module._START_CACHE.clear()
+        return _start_fields(build_spec(*args, **kw))
+
+    rng = np.random.default_rng(0)
+    layers = [rng.standard_normal(6), rng.standard_normal(6)]
+    cases = [
+        (X, y, dict(model=Diagonal(2), init=layers)),
+        (X, y, dict(model=Convolutional(2), init=layers)),  # same theta0 bytes, other map
+        (X, y, dict(model=Convolutional(2, [3]), init=[layers[0][:3], layers[1]])),
+        (X, y, dict(model=Diagonal(2), init=layers, loss="logistic")),
+        (X, y, dict(model=Diagonal(2), init=layers, init_scale=2.0)),
+        (X, y, dict(model=Diagonal(2), init=layers, lr=0.5, steps=3)),  # the same start
+        (X * 2.0, y, dict(model=Diagonal(2), init=layers)),
+        (X, -y, dict(model=Diagonal(2), init=layers)),
+        (X, X @ np.ones(6), dict(model=Diagonal(2), init=layers, loss="squared")),
+        (X, y, dict(model=FullyConnected([3]), seed=1)),
+        (X, y, dict(model=FullyConnected([3]), seed=2)),
+        (X, y, dict(model="linear")),
+    ]
+    expected = [fresh(Xc, yc, **kw) for Xc, yc, kw in cases]
+    assert len({e for e in expected}) == len(expected) - 1  # (only the lr/steps case repeats)
+    spec_module._START_CACHE.clear()
+    for _ in range(2):  # first computed and kept, then read back
+        for (Xc, yc, kw), want in zip(cases, expected, strict=True):
+            assert _start_fields(build_spec(Xc, yc, **kw)) == want
+    # a model changed after use has another key
+    model = Convolutional(2, [3])
+    init = [layers[0][:3], layers[1]]
+    build_spec(X, y, model=model, init=init)
+    model.kernel_sizes = (6,)
+    assert _start_fields(build_spec(X, y, model=model, init=layers)) == fresh(
+        X, y, model=Convolutional(2), init=layers
+    )
+
+
+def test_start_warns_on_every_call():
+    """A kept start still warns that the convergence condition fails, on each call."""
+    X, y = random_separable(20, 4, seed=2)
+    init = [np.array([1.0, -1.0, 0.5, 0.2]), np.array([0.1, 2.0, -0.3, 1.0])]
+    for _ in range(3):
+        with pytest.warns(UserWarning, match="sufficient convergence condition"):
+            build_spec(X, y, model=Diagonal(2), init=init)

@@ -75,6 +75,12 @@ class Model(ABC):
     def vjp(self, params: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray]:
         """``J_P(theta)^T G``: the gradient of ``<G, P(theta)>`` with respect to every layer."""
 
+    def _predictor_of_theta(self, theta: np.ndarray, d: int) -> np.ndarray | None:
+        """:meth:`predictor` of the flat float64 parameter vector ``theta``, the same numbers
+        computed without splitting it into layers, for models whose predictor reads the flat
+        layout; None (the default) when there is no such shortcut."""
+        return None
+
     def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
         """``P`` at every row of ``thetas`` (K, n), as a (K, d) array in the rows' dtype: the
         batch form of :meth:`predictor` that histories use (equal to it up to round-off).

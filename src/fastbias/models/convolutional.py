@@ -238,6 +238,17 @@ class Convolutional(Model):
             return _conv_predictors()(theta, _offsets_with_end(tuple(self.kernel_widths(d))), d)[0]
         return layers[-1].copy()
 
+    def _predictor_of_theta(self, theta: np.ndarray, d: int) -> np.ndarray | None:
+        """:meth:`predictor` of the flat ``theta``: a float64 vector goes to the compiled loop
+        as it is (the row :meth:`predictor` forms by concatenating the layers again)."""
+        theta = np.asarray(theta)
+        widths = self.kernel_widths(d)
+        if self.depth > 1 and theta.dtype == np.float64 and theta.shape == (sum(widths),):
+            return _conv_predictors()(
+                np.ascontiguousarray(theta)[None, :], _offsets_with_end(tuple(widths)), d
+            )[0]
+        return None
+
     def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
         """:meth:`predictor` for every row at once (the same sums, in the same order): float64
         rows by the compiled loop ``kernels._numba_conv_predictor``, others (long double) by

@@ -30,6 +30,13 @@ class Diagonal(Model):
     def predictor(self, params: Sequence[np.ndarray]) -> np.ndarray:
         return np.prod(np.asarray(params, dtype=np.float64), axis=0)
 
+    def _predictor_of_theta(self, theta: np.ndarray, d: int) -> np.ndarray | None:
+        """:meth:`predictor` of the flat ``theta``: its (L, d) view, as np.asarray(params)."""
+        theta = np.asarray(theta)
+        if theta.dtype != np.float64 or theta.shape != (self.depth * d,):
+            return None
+        return np.prod(theta.reshape(self.depth, d), axis=0)
+
     def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
         thetas = np.asarray(thetas)
         return np.prod(thetas.reshape(thetas.shape[0], self.depth, d), axis=1)

@@ -351,6 +351,15 @@ class Tensor(Model):
         F = self._factors(params)
         return np.bincount(self.j_idx, weights=self.values * np.prod(F, axis=1), minlength=self.d)
 
+    def _predictor_of_theta(self, theta: np.ndarray, d: int) -> np.ndarray | None:
+        """:meth:`predictor` of the flat ``theta``, its factors gathered at once (the same
+        products and sums)."""
+        theta = np.asarray(theta)
+        if theta.dtype != np.float64 or theta.shape != (sum(self.ks),):
+            return None
+        F = theta[self.multi_idx + self.offsets[None, :]]  # F[n, l] = v_l[i_l(n)]
+        return np.bincount(self.j_idx, weights=self.values * np.prod(F, axis=1), minlength=self.d)
+
     def predictors(self, thetas: np.ndarray, d: int) -> np.ndarray:
         self.shapes(d)
         thetas = np.asarray(thetas)

@@ -74,11 +74,11 @@ def solve_once(key: tuple, compute: Callable[[], Any]) -> Any:
 
 def cached_max_margin(X: np.ndarray, y: np.ndarray, key: bytes | None = None, norm: str = "l2"):
     """``max_margin(X, y, norm=norm)``, solved once per data set."""
-    from ..references import max_margin
-
     key = data_key(X, y) if key is None else key
 
     def compute():
+        from ..references import max_margin  # (imported when solving, not on every hit)
+
         sol = max_margin(X, y) if norm == "l2" else max_margin(X, y, norm=norm)
         for value in sol.__dict__.values():  # shared by every run on the data: read-only
             if isinstance(value, np.ndarray):

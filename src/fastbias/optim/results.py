@@ -86,7 +86,10 @@ def _gd_run(spec: RunSpec, state: RunState, status: str) -> Run:
         ]
         with np.errstate(over="ignore"):
             params = [np.ldexp(p, e) for p in scaled] if e else scaled
-            coef = mdl.predictor(scaled)
+            # (float64: from the flat theta, whose layers scaled copies, where the model can)
+            coef = mdl._predictor_of_theta(theta, d) if theta.dtype == np.float64 else None
+            if coef is None:
+                coef = mdl.predictor(scaled)
             if e:
                 coef = np.ldexp(coef, e * mdl.depth)
     return Run(
