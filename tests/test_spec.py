@@ -192,3 +192,15 @@ def test_start_warns_on_every_call():
     for _ in range(3):
         with pytest.warns(UserWarning, match="sufficient convergence condition"):
             build_spec(X, y, model=Diagonal(2), init=init)
+
+
+def test_start_of_a_large_model_is_not_kept():
+    """A theta0 (or model array) over 256 KiB is no key: such starts are not kept."""
+    from fastbias.optim import spec as spec_module
+
+    X, y = random_separable(10, 4, seed=5)
+    spec_module._START_CACHE.clear()
+    build_spec(X, y, model=FullyConnected([8]))
+    assert len(spec_module._START_CACHE) == 1
+    build_spec(X, y, model=FullyConnected([8000]), steps=2)  # 40 000 parameters, 320 KB
+    assert len(spec_module._START_CACHE) == 1

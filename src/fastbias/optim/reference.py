@@ -92,8 +92,6 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
     """Return (reference vector or None, reference object, w_tilde or None).
 
     ``key``: the :func:`data_key` of ``(X, y)`` when the caller has it."""
-    from ..references import MaxMarginSolution
-
     if reference is None or (isinstance(reference, str) and reference == "none"):
         return None, None, None
     if isinstance(reference, str):
@@ -126,6 +124,8 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
             )
             return None, None, None
         reference = sol
+    from ..references import MaxMarginSolution  # (after the early returns of most deep runs)
+
     if isinstance(reference, MaxMarginSolution):
         w_tilde = None
         if step_rule == "fixed" and isinstance(mdl, Linear) and w0 is not None:

@@ -485,6 +485,7 @@ class _Start:
 
 _START_CACHE: OrderedDict[tuple, _Start] = OrderedDict()
 _START_CACHE_SIZE = 64
+_START_KEY_BYTES = 1 << 18  # larger thetas and model arrays are not keys (kept: 64 x 256 KiB)
 # the models whose map P is determined by their type and config() (their constructor
 # arguments); a subclass may hold more, so its starts are not kept
 _CONFIG_MODELS = (Linear, FullyConnected, Diagonal, Convolutional, Tensor, LowRank, Network)
@@ -494,6 +495,8 @@ def _frozen_config(value: Any) -> Any:
     """``value`` (a model's config: numbers, strings, lists, dicts, arrays, models) as a
     hashable key, arrays by dtype, shape and bytes; TypeError for anything else."""
     if isinstance(value, np.ndarray):
+        if value.nbytes > _START_KEY_BYTES:
+            raise TypeError("an array too large to key by")
         return ("array", value.dtype.str, value.shape, value.tobytes())
     if isinstance(value, dict):
         return ("dict", tuple((k, _frozen_config(v)) for k, v in sorted(value.items())))
@@ -546,13 +549,16 @@ def _start(
 
     The start depends on the model's map, ``theta0``, the data and the loss only, so the
     last 64 are kept by those: the model's type and constructor arguments, ``theta0``'s
-    bytes, the data's digest ``key`` and the loss (those with an error are not kept). Runs
+    bytes, the data's digest ``key`` and the loss (not those with an error, nor those whose
+    theta0 or model arrays pass 256 KiB). Runs
     from one starting point (sweeps over step sizes, horizons, step rules, record schedules)
     compute the initial outputs, the condition, the safe step and the initial loss once."""
     try:
+        if theta0.nbytes > _START_KEY_BYTES:
+            raise TypeError("theta0 too large to key by")
         cache_key: tuple | None = (_model_key(mdl), X.shape, theta0.dtype.str, theta0.tobytes())
         cache_key += (key, loss, regression)
-    except TypeError:
+    except TypeError:  # (not kept)
         cache_key = None
     if cache_key is not None:
         with _DATA_LOCK:
