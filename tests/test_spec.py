@@ -204,3 +204,34 @@ def test_start_of_a_large_model_is_not_kept():
     assert len(spec_module._START_CACHE) == 1
     build_spec(X, y, model=FullyConnected([8000]), steps=2)  # 40 000 parameters, 320 KB
     assert len(spec_module._START_CACHE) == 1
+
+
+def test_concurrent_first_solves_share_the_result_stored_first():
+    """Two threads that miss the reference cache at once both compute, and both must get the
+    same object: resolve_reference takes Theorem 4's w_tilde from the cached eta = 1 solve only
+    when its max-margin solution *is* the cached one, and otherwise solves directly, which
+    differs in the last bits (theorem4_residual_norm of 17 of 20 data sets). A thread whose
+    solution had been replaced in the cache by the other's got a different history."""
+    import threading
+
+    from fastbias.optim.reference import solve_once
+
+    key = ("test-concurrent-first-solves", threading.get_ident())
+    inside = threading.Barrier(2, timeout=60)
+
+    def compute():
+        inside.wait()  # both threads are computing: neither found a cached value
+        return object()
+
+    got = [None, None]
+
+    def call(i):
+        got[i] = solve_once(key, compute)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got[0] is not None and got[0] is got[1]
+    assert solve_once(key, object) is got[0]  # the cached value

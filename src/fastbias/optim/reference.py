@@ -49,7 +49,9 @@ def solve_once(key: tuple, compute: Callable[[], Any]) -> Any:
     """``compute()``, or its cached value (or re-raised exception) for the same ``key``.
 
     ``key`` must determine the result (it holds :func:`data_key` digests, not objects). The
-    last 32 results are kept; concurrent first calls may both compute.
+    last 32 results are kept. Concurrent first calls may both compute, but every caller gets
+    the value stored first: callers may compare what they got with the cached object (see
+    :func:`resolve_reference`), so all of them must hold the same one.
     """
     with _LOCK:
         if key in _CACHE:
@@ -64,9 +66,13 @@ def solve_once(key: tuple, compute: Callable[[], Any]) -> Any:
         except (NotSeparableError, ValueError) as exc:
             value = exc
         with _LOCK:
-            _CACHE[key] = value
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
+            if key in _CACHE:  # another thread stored its result meanwhile: share that one
+                _CACHE.move_to_end(key)
+                value = _CACHE[key]
+            else:
+                _CACHE[key] = value
+                while len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.popitem(last=False)
     if isinstance(value, Exception):
         raise type(value)(*value.args) from None  # a fresh exception per call (threads)
     return value
