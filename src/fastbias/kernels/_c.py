@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import STATUS_DIVERGED, STATUS_OK
+from ._aligned import empty_aligned
 
 try:
     from fastbias._cext import ffi, lib
@@ -611,9 +612,8 @@ def exp_f64_check(x: Any, which: int, repeats: int = 1) -> np.ndarray | None:
     x = np.asarray(x, dtype=np.float64).ravel()
     n = x.shape[0]
     m = -(-n // 4) * 4
-    buf = np.zeros(2 * m + 8)  # both arrays on 64-byte boundaries: no load crosses a line
-    start = (-buf.ctypes.data % 64) // 8
-    padded, out = buf[start : start + m], buf[start + m : start + 2 * m]
+    padded, out = empty_aligned((m,)), empty_aligned((m,))  # (no load crosses a cache line)
+    padded[n:] = 0.0
     padded[:n] = x
     code = c.fb_exp_f64_check(
         _f64_ptr("x", padded, padded.shape, False), _f64_ptr("out", out, out.shape, True),

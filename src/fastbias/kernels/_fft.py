@@ -7,10 +7,11 @@ a lock. The outputs are copies (an FFTW object reuses its output array).
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
+
+from ._aligned import empty_aligned
 
 try:  # pragma: no cover - exercised whichever way the environment is set up
     import pyfftw
@@ -33,15 +34,6 @@ def clear_plans() -> None:
     """Drop every cached plan."""
     with _LOCK:
         _PLANS.clear()
-
-
-def empty_aligned(shape: tuple[int, ...], align: int = 64) -> np.ndarray:
-    """An uninitialized C-contiguous float64 array whose data starts on an ``align``-byte
-    boundary (the compiled kernels' vector loops run measurably faster on aligned rows)."""
-    n = math.prod(int(k) for k in shape)
-    buf = np.empty(n + align // 8, dtype=np.float64)
-    start = (-buf.ctypes.data % align) // 8
-    return buf[start : start + n].reshape(shape)
 
 
 def rfft_rows(A: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._blas import one_blas_thread
 from ..kernels import STEP_RULE_CODES
+from ..kernels._aligned import empty_aligned
 from ..models import Diagonal, FullyConnected, Linear, get_model
 from .history import Run
 from .spec import RunSpec
@@ -206,7 +207,8 @@ def train_lockstep(specs: list[RunSpec], n_workers: int) -> list[Run] | None:
     nblocks = -(-R // block)
     Rp = nblocks * block
     lanes = list(range(R)) + [0] * (Rp - R)  # padding lanes repeat run 0
-    theta = _aligned(np.stack([specs[i].theta0 for i in lanes], axis=1))
+    theta = empty_aligned((P, Rp))  # (no cache line shared by two workers' blocks)
+    theta[...] = np.stack([specs[i].theta0 for i in lanes], axis=1)
     lr = np.array([specs[i].lr for i in lanes], dtype=np.float64)
     floor = np.array([specs[i].floor for i in lanes], dtype=np.float64)
     sched = np.array(first.schedule, dtype=np.int64)
@@ -258,15 +260,6 @@ def train_lockstep(specs: list[RunSpec], n_workers: int) -> list[Run] | None:
     # the histories' products on one BLAS thread (see fastbias._blas), as train's finish
     with one_blas_thread(N * d, float(N * d) * K * R):
         return _finish_lanes(specs, theta, rec, status, K, elapsed)
-
-
-def _aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
-    """A C-contiguous copy of ``a`` whose data start on an ``align``-byte boundary."""
-    buf = np.empty(a.nbytes + align, dtype=np.uint8)
-    start = -buf.ctypes.data % align
-    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
