@@ -209,8 +209,8 @@ FB_INLINE void fb_serial1_impl(fb_job *job, const long long d, const int loss)
  *     x (NaN if any is NaN), four compares and two movemasks; any doubt (a NaN, an infinity,
  *     the divergence test, margins beyond the direct range) goes to the exact tests of
  *     fb_serial1_impl, with its arithmetic (fb_exp, the reference's shift);
- *   - the exp of the direct mode is fb_exp_fma (below): fb_exp's arithmetic with a shorter
- *     chain (and a little more accurate), 2^n added to the exponent field as an integer, the
+ *   - the exp of the direct mode is fb_exp_fma (below): fb_exp's reduction with a shorter
+ *     polynomial (degree 11, about as accurate), 2^n added to the exponent field as an integer, the
  *     clamp at -708 one vmaxpd;
  *   - the iterate kept negated and broadcast (x = P^T (-w) is the exp's argument, with no
  *     subtraction or broadcast on the chain), G_j summed into every lane (fb_allsum);
