@@ -11,6 +11,13 @@ in this process:
 * the throughput of ``fb_exp_fma`` on one core: 64 independent arguments, the pass repeated
   (``fastbias.kernels._c.exp_f64_check``), in ns per exp and per 4-lane vector;
 * the floor it sets: 16 exps per run-step, on one core and on two (perfect scaling);
+* the core's vector floating-point throughput (``fastbias.kernels._c.fp_peak_check``: 12
+  independent multiply-adds per iteration, then 8 multiply-adds and 4 adds), in ns per
+  4-lane operation;
+* the floating-point operations of the compiled pass (``fb_ls_linpass_0_2``'s loop over the
+  samples, counted in ``objdump``'s disassembly of the extension: multiply-adds, multiplies,
+  adds, maxima; not the integer shift and add of the exp, which ran beside the multiply-adds
+  in the same test) and the floor they set at the measured throughput;
 * the lock-step kernel itself, 64 runs x 10^5 steps through ``fb.train_batch`` with one and
   with two workers, in ns per run-step, and the share of it the exps alone take.
 
@@ -21,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import time
 
 import numpy as np
@@ -44,6 +54,57 @@ def exp_ns(repeat: int) -> float | None:
         _c.exp_f64_check(x, 2, passes)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) / (passes * x.size) * 1e9
+
+
+def fp_op_ns(which: int, repeat: int) -> float | None:
+    """Median ns per 4-lane floating-point operation of ``fp_peak_check`` on one core."""
+    iters = 5_000_000
+    if _c.fp_peak_check(1000, which) is None:
+        return None
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        _c.fp_peak_check(iters, which)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / (iters * 12) * 1e9
+
+
+FMA_OP = re.compile(r"^v(fn?m(add|sub)\d{3}|mul)pd$")  # the multiply-add pipes' operations
+OTHER_OP = re.compile(r"^v(add|sub|max|min)pd$")
+
+
+def pass_fp_ops(symbol: str = "fb_ls_linpass_0_2") -> tuple[int, int] | None:
+    """Multiply-adds and multiplies, and other floating-point vector operations (adds,
+    maxima), in one trip of ``symbol``'s innermost loop (the shortest conditional backward
+    branch), from objdump's disassembly of the C extension; None without objdump."""
+    objdump = shutil.which("objdump")
+    if objdump is None or not _c.available():
+        return None
+    import fastbias._cext
+
+    lib = fastbias._cext.__file__
+    text = subprocess.run(
+        [objdump, "-d", "--no-show-raw-insn", lib], capture_output=True, text=True
+    ).stdout
+    start = text.find(f"<{symbol}>:")
+    if start < 0:
+        return None
+    lines = text[start:].split("\n\n")[0].splitlines()[1:]
+    insns = []  # (address, mnemonic, operands)
+    for line in lines:
+        parts = line.strip().split(None, 2)
+        if len(parts) >= 2 and parts[0].endswith(":"):
+            insns.append((int(parts[0][:-1], 16), parts[1], parts[2] if len(parts) > 2 else ""))
+    loops = [
+        (int(ops.split()[0], 16), addr)
+        for addr, mn, ops in insns
+        if mn.startswith("j") and mn != "jmp" and int(ops.split()[0], 16) < addr
+    ]
+    if not loops:
+        return None
+    lo, hi = min(loops, key=lambda r: r[1] - r[0])
+    body = [mn for addr, mn, _ in insns if lo <= addr <= hi]
+    return sum(map(bool, map(FMA_OP.match, body))), sum(map(bool, map(OTHER_OP.match, body)))
 
 
 def lockstep_ns(workers: int, repeat: int, steps: int = 100_000) -> float:
@@ -72,12 +133,29 @@ def main() -> None:
     print(f"fb_exp_fma, one core: {t_exp:.3f} ns per exp, {4 * t_exp:.2f} ns per 4-lane vector")
     print(f"floor from the exps alone ({EXPS_PER_RUN_STEP} per run-step): "
           f"{floor1:.1f} ns per run-step on one core, {floor1 / 2:.1f} ns on two")  # fmt: skip
+    t_fma, t_mix = fp_op_ns(0, args.repeat), fp_op_ns(1, args.repeat)
+    t_add = max(0.0, (12 * t_mix - 8 * t_fma) / 4)  # what an add costs beside multiply-adds
+    print(f"vector throughput, one core: {t_fma:.3f} ns per 4-lane multiply-add, "
+          f"{t_add:.3f} ns more per add among them (8 multiply-adds and 4 adds: "
+          f"{12 * t_mix:.2f} ns)")  # fmt: skip
+    ops = pass_fp_ops()
+    fp_floor1 = None
+    if ops is not None:
+        n_fma, n_other = ops
+        fp_floor1 = EXPS_PER_RUN_STEP / 4 * (n_fma * t_fma + n_other * t_add)  # 4 runs a vector
+        floors = f"{fp_floor1:.1f} ns per run-step on one core, {fp_floor1 / 2:.1f} on two"
+        print(f"the pass (fb_ls_linpass_0_2), per sample and vector of 4 runs: {n_fma} "
+              f"multiply-adds and multiplies, {n_other} adds and maxima; at that throughput "
+              f"{floors}")  # fmt: skip
     for workers in (1, 2):
         t = lockstep_ns(workers, args.repeat)
         floor = floor1 / workers
         label = f"{workers} worker" + ("s" if workers > 1 else "")
         print(f"lock-step, 64 Figure 3.1 runs, {label}: {t:.1f} ns per run-step "
               f"(exps alone {floor:.1f}, {floor / t:.0%} of it)")  # fmt: skip
+        if fp_floor1 is not None:
+            print(f"    floating-point floor {fp_floor1 / workers:.1f}: the kernel runs at "
+                  f"{fp_floor1 / workers / t:.0%} of the core's vector throughput")  # fmt: skip
     print("issue 12 goal: 8 ns per run-step on 2 cores")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nmedian of {args.repeat}; load average {load:.2f} on {os.cpu_count()} cores")

@@ -115,6 +115,12 @@ int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long
  * -1 (bad arguments) or -5 (no AVX2/FMA for which 1, 2; no vector extensions). */
 int fb_exp_f64_check(const double *x, double *out, long long n, long long repeats, int which);
 
+/* The vector floating-point throughput of this core (csrc/fb_lockstep_f64.c): `iters`
+ * iterations of 12 independent 4-lane operations, which 0: 12 multiply-adds, 1: 8
+ * multiply-adds and 4 adds; *out gets their sum. For bench/lockstep_bound.py (time it).
+ * Returns 0, -1 (bad arguments) or -5 (no AVX2/FMA). */
+int fb_fp_peak_check(long long iters, int which, double *out);
+
 /* e^(xh + xl) in double-double (csrc/fb_ld_dd.h, fb_dd_exp_weights: the exp loss's weights of
  * fb_gd_diagonal_ld, fb_gd_fc_ld and fb_gd_conv_ld) for x <= 0, as exact pairs qh + ql; for
  * the tests. Returns 0, or -5 where the double-double code does not run (no AVX2/FMA). */

@@ -626,6 +626,23 @@ def exp_f64_check(x: Any, which: int, repeats: int = 1) -> np.ndarray | None:
     return out[:n]
 
 
+def fp_peak_check(iters: int, which: int = 0) -> float | None:
+    """Run ``iters`` iterations of 12 independent 4-lane floating-point operations
+    (``fb_fp_peak_check``; ``which`` 0: 12 multiply-adds, 1: 8 multiply-adds and 4 adds), for
+    timing the core's throughput (``bench/lockstep_bound.py``). Returns the chains' sum, or
+    ``None`` without AVX2/FMA or the C extension."""
+    if not available():
+        return None
+    c = _require_lib()
+    out = ffi.new("double *")
+    code = c.fb_fp_peak_check(int(iters), int(which), out)
+    if code == -5:
+        return None
+    if code != 0:
+        raise ValueError(f"fb_fp_peak_check: bad arguments (iters={iters}, which={which}).")
+    return float(out[0])
+
+
 def dd_exp_check(xh: Any, xl: Any) -> tuple[Any, Any] | None:
     """``e^(xh + xl)`` (x <= 0) as exact double pairs ``(qh, ql)`` from the double-double
     exponential of the extended-precision exp-loss weights (``fb_dd_exp_check``, for the
