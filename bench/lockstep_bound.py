@@ -11,13 +11,12 @@ in this process:
 * the throughput of ``fb_exp_fma`` on one core: 64 independent arguments, the pass repeated
   (``fastbias.kernels._c.exp_f64_check``), in ns per exp and per 4-lane vector;
 * the floor it sets: 16 exps per run-step, on one core and on two (perfect scaling);
-* the core's vector floating-point throughput (``fastbias.kernels._c.fp_peak_check``: 12
-  independent multiply-adds per iteration, then 8 multiply-adds and 4 adds), in ns per
-  4-lane operation;
+* the core's vector floating-point throughput (``fastbias.kernels._c.fp_peak_check``: 10
+  independent multiply-add chains per iteration, alone and with 4 chains of adds or of
+  maxima beside them), in ns per 4-lane multiply-add and what an add and a maximum add to it;
 * the floating-point operations of the compiled pass (``fb_ls_linpass_0_2``'s loop over the
-  samples, counted in ``objdump``'s disassembly of the extension: multiply-adds, multiplies,
-  adds, maxima; not the integer shift and add of the exp, which ran beside the multiply-adds
-  in the same test) and the floor they set at the measured throughput;
+  samples, counted in ``objdump``'s disassembly of the extension: multiply-adds and
+  multiplies, adds, maxima) and the floor they set at the measured throughput;
 * the lock-step kernel itself, 64 runs x 10^5 steps through ``fb.train_batch`` with one and
   with two workers, in ns per run-step, and the share of it the exps alone take.
 
@@ -57,7 +56,7 @@ def exp_ns(repeat: int) -> float | None:
 
 
 def fp_op_ns(which: int, repeat: int) -> float | None:
-    """Median ns per 4-lane floating-point operation of ``fp_peak_check`` on one core."""
+    """Median ns per iteration of ``fp_peak_check(which)`` on one core."""
     iters = 5_000_000
     if _c.fp_peak_check(1000, which) is None:
         return None
@@ -66,16 +65,17 @@ def fp_op_ns(which: int, repeat: int) -> float | None:
         t0 = time.perf_counter()
         _c.fp_peak_check(iters, which)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) / (iters * 12) * 1e9
+    return statistics.median(times) / iters * 1e9
 
 
 FMA_OP = re.compile(r"^v(fn?m(add|sub)\d{3}|mul)pd$")  # the multiply-add pipes' operations
-OTHER_OP = re.compile(r"^v(add|sub|max|min)pd$")
+ADD_OP = re.compile(r"^v(add|sub)pd$")
+MAX_OP = re.compile(r"^v(max|min)pd$")
 
 
-def pass_fp_ops(symbol: str = "fb_ls_linpass_0_2") -> tuple[int, int] | None:
-    """Multiply-adds and multiplies, and other floating-point vector operations (adds,
-    maxima), in one trip of ``symbol``'s innermost loop (the shortest conditional backward
+def pass_fp_ops(symbol: str = "fb_ls_linpass_0_2") -> tuple[int, int, int] | None:
+    """Multiply-adds and multiplies, adds and subtractions, maxima and minima (4-lane
+    vector operations) in one trip of ``symbol``'s innermost loop (the shortest conditional backward
     branch), from objdump's disassembly of the C extension; None without objdump."""
     objdump = shutil.which("objdump")
     if objdump is None or not _c.available():
@@ -104,7 +104,7 @@ def pass_fp_ops(symbol: str = "fb_ls_linpass_0_2") -> tuple[int, int] | None:
         return None
     lo, hi = min(loops, key=lambda r: r[1] - r[0])
     body = [mn for addr, mn, _ in insns if lo <= addr <= hi]
-    return sum(map(bool, map(FMA_OP.match, body))), sum(map(bool, map(OTHER_OP.match, body)))
+    return tuple(sum(map(bool, map(op.match, body))) for op in (FMA_OP, ADD_OP, MAX_OP))
 
 
 def lockstep_ns(workers: int, repeat: int, steps: int = 100_000) -> float:
@@ -133,20 +133,21 @@ def main() -> None:
     print(f"fb_exp_fma, one core: {t_exp:.3f} ns per exp, {4 * t_exp:.2f} ns per 4-lane vector")
     print(f"floor from the exps alone ({EXPS_PER_RUN_STEP} per run-step): "
           f"{floor1:.1f} ns per run-step on one core, {floor1 / 2:.1f} ns on two")  # fmt: skip
-    t_fma, t_mix = fp_op_ns(0, args.repeat), fp_op_ns(1, args.repeat)
-    t_add = max(0.0, (12 * t_mix - 8 * t_fma) / 4)  # what an add costs beside multiply-adds
-    print(f"vector throughput, one core: {t_fma:.3f} ns per 4-lane multiply-add, "
-          f"{t_add:.3f} ns more per add among them (8 multiply-adds and 4 adds: "
-          f"{12 * t_mix:.2f} ns)")  # fmt: skip
+    t_iter = [fp_op_ns(which, args.repeat) for which in (0, 1, 2)]
+    t_fma = t_iter[0] / 10
+    t_add, t_max = (max(0.0, (t - t_iter[0]) / 4) for t in t_iter[1:])
+    print(f"vector throughput, one core: {t_fma:.3f} ns per 4-lane multiply-add; beside them "
+          f"an add costs {t_add:.3f} ns more, a maximum {t_max:.3f} ns")  # fmt: skip
     ops = pass_fp_ops()
     fp_floor1 = None
     if ops is not None:
-        n_fma, n_other = ops
-        fp_floor1 = EXPS_PER_RUN_STEP / 4 * (n_fma * t_fma + n_other * t_add)  # 4 runs a vector
+        n_fma, n_add, n_max = ops
+        per_vector = n_fma * t_fma + n_add * t_add + n_max * t_max
+        fp_floor1 = EXPS_PER_RUN_STEP / 4 * per_vector  # a vector of 4 runs
         floors = f"{fp_floor1:.1f} ns per run-step on one core, {fp_floor1 / 2:.1f} on two"
         print(f"the pass (fb_ls_linpass_0_2), per sample and vector of 4 runs: {n_fma} "
-              f"multiply-adds and multiplies, {n_other} adds and maxima; at that throughput "
-              f"{floors}")  # fmt: skip
+              f"multiply-adds and multiplies, {n_add} adds, {n_max} maxima; at that "
+              f"throughput {floors}")  # fmt: skip
     for workers in (1, 2):
         t = lockstep_ns(workers, args.repeat)
         floor = floor1 / workers

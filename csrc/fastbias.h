@@ -116,8 +116,8 @@ int fb_gd_fc_ld(const long double *Z, long double *theta, long long N, long long
 int fb_exp_f64_check(const double *x, double *out, long long n, long long repeats, int which);
 
 /* The vector floating-point throughput of this core (csrc/fb_lockstep_f64.c): `iters`
- * iterations of 12 independent 4-lane operations, which 0: 12 multiply-adds, 1: 8
- * multiply-adds and 4 adds; *out gets their sum. For bench/lockstep_bound.py (time it).
+ * iterations of 10 independent 4-lane multiply-add chains and, which 1: 4 chains of adds,
+ * 2: 4 chains of maxima; *out gets their sum. For bench/lockstep_bound.py (time it).
  * Returns 0, -1 (bad arguments) or -5 (no AVX2/FMA). */
 int fb_fp_peak_check(long long iters, int which, double *out);
 

@@ -449,19 +449,21 @@ def test_vector_exp_is_within_an_ulp_and_clamps_at_minus_708(which):
     assert exp_f64_check(np.zeros(5), which, repeats=3).tolist() == [1.0] * 5  # the tail padded
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["12-fma", "8-fma-4-add"])
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["fma", "fma-add", "fma-max"])
 def test_fp_peak_check_computes_its_chains(which):
     """fb_fp_peak_check (bench/lockstep_bound.py's throughput probe) runs the operations it
-    names: 12 chains a <- a m + c from 1, 1.001, ..., or the last 4 chains a <- a + c; the
-    sum of the 4 lanes of all chains, against NumPy (no fused multiply-add: rtol 1e-13)."""
+    names: 10 chains a <- a m + c from 1, 1.001, ..., and 4 chains from -10, ..., -40 that stay
+    (which 0), take a <- a + c (1) or a <- max(a, c) (2); the sum of the 4 lanes of all
+    chains, against NumPy (no fused multiply-add: rtol 1e-13)."""
     from fastbias.kernels._c import fp_peak_check
 
     if fp_peak_check(1, which) is None:
         pytest.skip("no AVX2/FMA here")
     iters, m, c = 1000, 0.999999, 1e-9
-    a = 1.0 + 1e-3 * np.arange(12)
+    a, b = 1.0 + 1e-3 * np.arange(10), -10.0 * np.arange(1.0, 5.0)
     for _ in range(iters):
-        a = np.where(np.arange(12) < (12 if which == 0 else 8), a * m + c, a + c)
-    assert fp_peak_check(iters, which) == pytest.approx(4 * a.sum(), rel=1e-13)
+        a = a * m + c
+        b = b if which == 0 else b + c if which == 1 else np.maximum(b, c)
+    assert fp_peak_check(iters, which) == pytest.approx(4 * (a.sum() + b.sum()), rel=1e-13)
     with pytest.raises(ValueError, match="fb_fp_peak_check"):
         fp_peak_check(0, which)

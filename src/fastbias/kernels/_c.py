@@ -627,10 +627,10 @@ def exp_f64_check(x: Any, which: int, repeats: int = 1) -> np.ndarray | None:
 
 
 def fp_peak_check(iters: int, which: int = 0) -> float | None:
-    """Run ``iters`` iterations of 12 independent 4-lane floating-point operations
-    (``fb_fp_peak_check``; ``which`` 0: 12 multiply-adds, 1: 8 multiply-adds and 4 adds), for
-    timing the core's throughput (``bench/lockstep_bound.py``). Returns the chains' sum, or
-    ``None`` without AVX2/FMA or the C extension."""
+    """Run ``iters`` iterations of 10 independent 4-lane multiply-add chains and, ``which``
+    1: 4 chains of adds, 2: 4 chains of maxima beside them (``fb_fp_peak_check``), for timing
+    the core's throughput (``bench/lockstep_bound.py``). Returns the chains' sum, or ``None``
+    without AVX2/FMA or the C extension."""
     if not available():
         return None
     c = _require_lib()
