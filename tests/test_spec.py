@@ -136,6 +136,29 @@ def test_w_tilde_of_a_step_size_sweep_comes_from_one_solve(monkeypatch):
     assert solves == [1.0]
 
 
+def test_w_tilde_path_does_not_depend_on_other_entries_of_the_cache(monkeypatch):
+    """A run's w_tilde takes the shared w_tilde(1) path whenever its reference is the solution
+    resolved for its data, even if other threads' results evicted that solution from the
+    cache meanwhile (here: a cache that keeps nothing), so it is the same bits either way."""
+    import fastbias.optim.reference as reference
+
+    X, y = random_separable(20, 4, seed=12)
+    want = build_spec(X, y, steps=10, lr=0.3).w_tilde
+    monkeypatch.setattr(reference, "_CACHE", type(reference._CACHE)())
+    monkeypatch.setattr(reference, "_CACHE_SIZE", 0)
+    solves = []
+    original = reference._w_tilde_at
+
+    def counted(*args):
+        solves.append(args[1])
+        return original(*args)
+
+    monkeypatch.setattr(reference, "_w_tilde_at", counted)
+    got = build_spec(X, y, steps=10, lr=0.3).w_tilde
+    assert solves == [0.3]  # the shared path, though nothing stayed cached
+    assert got.tobytes() == want.tobytes()
+
+
 def _start_fields(spec):
     return (spec.safe_lr, spec.floor, spec.log_loss0)
 

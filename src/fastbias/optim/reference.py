@@ -121,6 +121,7 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
         key = data_key(X, y) if key is None else key
         try:
             sol = cached_max_margin(X, y, key)
+            solved_here = True  # (the cached solution of these data: see below)
         except NotSeparableError:
             if reference == "svm":
                 raise
@@ -130,6 +131,8 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
             )
             return None, None, None
         reference = sol
+    else:
+        solved_here = False
     from ..references import MaxMarginSolution  # (after the early returns of most deep runs)
 
     if isinstance(reference, MaxMarginSolution):
@@ -142,7 +145,13 @@ def resolve_reference(reference, mdl, X, y, lr, w0, step_rule, regression, key=N
                 return _frozen(np.asarray(solution.w_tilde(lr, w0)))
 
             try:
-                if key is not None and reference is _CACHE.get(("max_margin", "l2", key)):
+                # The shared w_tilde(1) path is for the solution of these data only: the one
+                # resolved above (even if 32 other results have evicted it from the cache
+                # since: the path must not depend on other threads), or that same object
+                # passed in by the caller.
+                if key is not None and (
+                    solved_here or reference is _CACHE.get(("max_margin", "l2", key))
+                ):
                     w_tilde = solve_once(
                         ("w_tilde", key, float(lr), w0.tobytes()),
                         lambda: _w_tilde_at(solution, float(lr), w0, key),
