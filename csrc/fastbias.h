@@ -18,9 +18,10 @@ int fb_gd_linear_ld(const long double *Z, long double *w, long long N, long long
                     long double s_floor, long long *fail_step);
 
 /* The same run in float64 (csrc/fb_linear_f64.c): SIMD exp, and OpenMP threads for large
- * problems. n_threads: 1 serial; > 1 that many threads; 0 automatic (threads only when the
- * problem is large enough to pay for them); < 0 gives -1. Iterates agree with the reference
- * to round-off, not bit for bit; serial chunked calls reproduce one long call bit for bit.
+ * problems. n_threads: 1 serial; > 1 that many threads (at most one per group of 256 samples);
+ * 0 automatic (threads only when the problem is large enough to pay for them); < 0 gives -1.
+ * Iterates agree with the reference to round-off, not bit for bit; they do not depend on
+ * n_threads, and chunked calls reproduce one long call bit for bit.
  * Unlike the reference, a run whose last step leaves a non-finite iterate returns 1 with
  * *fail_step = step0 + n_steps. Also returns -5 if this build has no kernel (it needs the
  * vector extensions of GCC or clang). lo: NULL, or d doubles holding the compensation term of

@@ -35,8 +35,9 @@
  * N (d + 8) of 2 FB_PAR_WORK(d). Measured on a 2-core AMD EPYC (Zen 4): a serial step costs
  * about 0.17 ns N (d + 8), and two threads add a barrier and a reduction of roughly
  * 0.4 + 0.0025 d us; they break even around N = 500 at d = 2, 300 at d = 10, 130 at d = 100,
- * 80 at d = 300 and 40 at d = 1000. This threshold is a little conservative: the automatic
- * choice takes two threads from N = 612, 367, 111, 78 and 66 there. */
+ * 80 at d = 300 and 40 at d = 1000. This threshold is a little conservative: it gives two
+ * threads from N = 612, 367, 111, 78 and 66 there; the linear kernel also wants a group of
+ * 256 samples per thread (fb_linear_f64.c), so from N = 257 at least. */
 #define FB_PAR_WORK(d) (3000LL + 30LL * (d))
 #define FB_PAR_MIN_PANELS 2LL
 
@@ -115,8 +116,8 @@ FB_INLINE double fb_hsum(fb_vd v)
 #define FB_EXP_BIAS 4503599627371519.0 /* 2^52 + 1023 */
 
 /* exp(max(x, -708)) for x <= 708, lane by lane (NaN stays NaN). Larger x give garbage (not
- * undefined behaviour): the drivers discard any pass in which an argument can exceed 364
- * (FB_DIRECT_LIM, or FB_SHIFT_WINDOW above the minimum margin). */
+ * undefined behaviour): the drivers discard any pass in which an argument can exceed 300
+ * (FB_DIRECT_LIM; with the shift s, the minimum margin, the arguments are <= 0). */
 FB_INLINE fb_vd fb_exp(fb_vd x)
 {
     fb_vd nf, r, r2, r4, r8, a0, a1, a2, a3, a4, a5, a6, b0, b1, b2, c0, c1;
@@ -391,10 +392,9 @@ typedef struct {
     double *rec_w;
     double *w;    /* the iterate: in, and out (last good iterate) */
     double *lo;   /* NULL, or the compensation term of w (precision="compensated") */
-    double *work; /* serial: GA (d * FB_V), then the margins (NB * FB_B);
-                     parallel: the per-thread slots (fb_par_impl) */
-    long long slot_buf, slot_stride; /* parallel: doubles per buffer and per thread */
-    struct fb_barrier *barrier;      /* parallel: the threads' barrier (fb_barrier_wait) */
+    double *work; /* deep kernel: GA (d * FB_V), then the margins (NB * FB_B); linear
+                     kernel: fb_serial_work, fb_layout (fb_linear_f64.c) */
+    struct fb_barrier *barrier; /* parallel: the threads' barrier (fb_barrier_wait) */
     int status;
     long long fail_step;
 } fb_job;

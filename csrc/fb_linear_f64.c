@@ -5,8 +5,10 @@
  * does not reproduce the reference operation for operation: sums are taken in another order,
  * multiply-adds are fused, exp is our own vectorized polynomial and the log-domain shift is
  * chosen differently (below), so iterates agree with the reference to round-off (1e-12
- * relative after 1000 steps), not bit for bit. Serially, a step's arithmetic depends on its w
- * alone, so chunked calls (step0 > 0) reproduce one long call bit for bit.
+ * relative after 1000 steps), not bit for bit. A step's arithmetic depends on its w alone,
+ * not on the number of threads (the sums are taken in a fixed order: groups of FB_GROUP panels
+ * added as the leaves of a fixed tree, below) nor on the previous steps, so runs give the same
+ * bits with any n_threads, and chunked calls (step0 > 0) reproduce one long call bit for bit.
  *
  * Layout. Z (N, d) is copied once per call into panels of FB_B = 16 samples: panel b holds
  * Z[16b : 16b+16, :] transposed, P[b][j][i] = Z[16b + i][j], zero-padded past N. Every inner
@@ -26,16 +28,16 @@
  * large ones. With the fixed step rule margins grow like log t, so runs stay in direct mode.
  *
  * Shift regime: margins beyond the direct range (rules 1 and 2 make them grow linearly, and
- * diverging runs or badly scaled data can get there) use the reference's shift s. Serially
- * that is two passes, margins and their minimum, then weights and gradient. The parallel
- * driver instead uses the previous step's minimum as a stale shift in its one fused pass and
- * redoes the step with the exact shift when they differ by more than 64 (fb_par_impl).
+ * diverging runs or badly scaled data can get there) use the reference's shift s, the exact
+ * minimum: two passes, margins and their minimum, then weights and gradient (with threads, a
+ * barrier after each).
  *
- * Drivers: serial (n_threads == 1, or small problems with n_threads == 0), with copies for
- * one panel and small d where everything stays in registers (and, for the exponential loss
- * in the AVX2 copy, a path of its own with fewer operations: fb_tiny_exp_impl); and parallel (OpenMP): ONE
- * parallel region for the whole call, each thread owning a range of panels and a partial
- * gradient, one barrier per step.
+ * Drivers: serial (n_threads == 1, problems of one group, or small problems with
+ * n_threads == 0), with copies for one panel and small d where everything stays in registers
+ * (and, for the exponential loss in the AVX2 copy, a path of its own with fewer operations:
+ * fb_tiny_exp_impl); and parallel (OpenMP): ONE parallel region for the whole call, each
+ * thread owning a range of groups, one barrier per step in direct mode (fb_par_impl). The
+ * compensated updates (lo != NULL, precision="compensated") always run serially.
  *
  * SIMD without -march=native: the drivers are compiled twice from the same inline code, once
  * for AVX2+FMA (target attribute) and once for baseline x86-64 (SSE2), and the AVX2 copy is
@@ -80,54 +82,329 @@
 
 #include "fb_f64_core.h"
 
-/* Serial driver; d is a compile-time constant in the copies made for small d. A step is one
- * fused pass in direct mode; when the margins leave the direct range (the "shift regime",
- * e.g. runs with rules 1 and 2, whose margins grow linearly), it is two passes: the margins
- * and their exact minimum s, then the weights with the shift s. Which one a step starts with
- * is only a guess from the previous step: the arithmetic of a step depends on its w alone. */
+/* The canonical order of the sums. A step's gradient G = Z^T q and scaled loss sum are summed
+ * over groups of FB_GROUP panels (FB_GROUP * FB_B samples; the last group may be shorter):
+ * within a group, fb_pass keeps FB_V lanes per coordinate from zero (the group's first panel
+ * stores, the others add), and the groups' lanes (with their loss sums) are then added as the
+ * leaves of a fixed binary tree over the NG groups: node [a, a + 2s) (a a multiple of 2s) is
+ * node [a, a + s) plus node [a + s, a + 2s), nodes past NG are left out (a node with an empty
+ * right half is its left half), and the root's lanes are folded with fb_hsum. Every driver
+ * sums this way whatever its number of threads: a thread takes a range of whole groups, adds
+ * up the nodes that lie inside its range (at most ~2 log2 NG of them remain, the range's
+ * decomposition into aligned blocks, fb_block), and whoever combines the threads' blocks
+ * finishes the same tree. So the iterates do not depend on the thread count, a thread has
+ * few blocks to hand over, and with one group (N <= FB_GROUP * FB_B) a step is the plain pass
+ * over all panels, as before groups. The minimum margin and the divergence test are exact in
+ * any order.
+ *
+ * A block (node value) is FB_V lanes for each of the d coordinates, then the loss sum:
+ * fb_bstride(d) doubles, whole cache lines. */
+#define FB_GROUP 16
+
+FB_INLINE long long fb_ngroups(long long NB)
+{
+    return (NB + FB_GROUP - 1) / FB_GROUP;
+}
+
+FB_INLINE long long fb_bstride(long long d)
+{
+    return fb_round8(d * FB_V + 1);
+}
+
+/* Blocks a stack may need for NG groups (a range's decomposition has at most 2 log2 NG). */
+FB_INLINE long long fb_depth(long long NG)
+{
+    long long m = 1;
+    while ((1LL << m) <= NG) {
+        ++m;
+    }
+    return 2 * m + 2;
+}
+
+/* The first block of the decomposition of groups [a, b) into aligned blocks: the largest
+ * power of two s with a a multiple of s and a + s <= b. */
+FB_INLINE long long fb_block(long long a, long long b)
+{
+    long long s = 1;
+    while ((a & s) == 0 && a + 2 * s <= b) {
+        s *= 2;
+    }
+    return s;
+}
+
+/* out = x + y over n doubles (out may be x) */
+FB_INLINE void fb_add_block(double *out, const double *x, const double *FB_RESTRICT y,
+                            long long n)
+{
+    long long i;
+    for (i = 0; i < n; ++i) {
+        out[i] = x[i] + y[i];
+    }
+}
+
+/* Whether the top two blocks of a stack are the halves of one node (equal sizes, the lower
+ * one starting at a multiple of twice its size). */
+FB_INLINE int fb_siblings(const long long *start, const long long *size, int top)
+{
+    return top >= 2 && size[top - 2] == size[top - 1] && (start[top - 2] & size[top - 2]) == 0;
+}
+
+/* Group g's pass (fb_pass's arithmetic over its panels [b0, b1)) with the block made in place
+ * at S + top * bs, followed by c merges on the stack: S[top - 1] += block (fused into the
+ * last panel's gradient loop), S[top - 2] += S[top - 1], ... (the tree's order: left + right,
+ * and the additions commute exactly). The minimum margin and the test (FUSED, MARGINS) go to
+ * *s and *bad. */
+FB_INLINE void fb_group_pass(const fb_job *job, long long b0, long long b1, const double *w,
+                             const long long d, const int kind, fb_scale sc,
+                             const int with_log1p, double *FB_RESTRICT M, double *S,
+                             const long long bs, int top, int c, double *s, int *bad)
+{
+    const int want_total = job->rule == 2;
+    const fb_vd shift_v = fb_splat(sc.shift);
+    double *GA = S + top * bs, *sib = S + (top - 1) * bs;
+    fb_vd lmin[FB_NV], tl[FB_NV], m[FB_NV], q[FB_NV];
+    fb_vi lbad[FB_NV];
+    double tsum = 0.0, total;
+    long long b, j;
+    int k, i;
+    for (k = 0; k < FB_NV; ++k) {
+        lmin[k] = fb_splat(INFINITY);
+        lbad[k] = fb_zero_mask();
+        tl[k] = fb_splat(0.0);
+    }
+    for (b = b0; b < b1; ++b) {
+        const double *Pb = job->P + b * d * FB_B;
+        const int nv = fb_nvalid(job, b);
+        if (kind == FB_PASS_WEIGHTS) {
+            for (k = 0; k < FB_NV; ++k) {
+                m[k] = fb_load(M + b * FB_B + FB_V * k);
+            }
+        } else {
+            fb_panel_margins(Pb, w, d, m);
+            fb_panel_pad(m, nv);
+            fb_panel_scan(m, job->s_floor, lmin, lbad);
+            if (kind == FB_PASS_MARGINS) {
+                for (k = 0; k < FB_NV; ++k) {
+                    fb_store(M + b * FB_B + FB_V * k, m[k]);
+                }
+                continue;
+            }
+        }
+        fb_panel_weights(m, sc.mode, shift_v, sc.es, nv, want_total, with_log1p, q, tl, &tsum);
+        if (c == 0 || b + 1 < b1) {
+            fb_panel_grad(Pb, q, d, GA, b == b0);
+        } else if (b == b0) { /* fb_panel_grad's sums, then the first merge */
+            for (j = 0; j < d; ++j) {
+                const double *p = Pb + j * FB_B;
+                fb_vd g = fb_load(p) * q[0];
+                g += fb_load(p + FB_V) * q[1];
+                g += fb_load(p + 2 * FB_V) * q[2];
+                g += fb_load(p + 3 * FB_V) * q[3];
+                fb_store(sib + j * FB_V, fb_load(sib + j * FB_V) + g);
+            }
+        } else {
+            for (j = 0; j < d; ++j) {
+                const double *p = Pb + j * FB_B;
+                fb_vd g = fb_load(GA + j * FB_V);
+                g += fb_load(p) * q[0];
+                g += fb_load(p + FB_V) * q[1];
+                g += fb_load(p + 2 * FB_V) * q[2];
+                g += fb_load(p + 3 * FB_V) * q[3];
+                fb_store(sib + j * FB_V, fb_load(sib + j * FB_V) + g);
+            }
+        }
+    }
+    if (kind != FB_PASS_WEIGHTS) {
+        *s = fb_lanes_min(lmin);
+        *bad = fb_lanes_any(lbad);
+    }
+    if (kind != FB_PASS_MARGINS) {
+        total = tsum + fb_hsum((tl[0] + tl[1]) + (tl[2] + tl[3]));
+        if (c == 0) {
+            GA[d * FB_V] = total;
+            return;
+        }
+        sib[d * FB_V] += total;
+        for (i = 2; i <= c; ++i) { /* the other merges */
+            fb_add_block(S + (top - i) * bs, S + (top - i) * bs, S + (top - i + 1) * bs,
+                         d * FB_V + 1);
+        }
+    }
+}
+
+/* One pass (kind as fb_pass) over groups [g0, g1), with the weights in the scale sc. The
+ * minimum margin goes to *s and the test to *bad (FUSED, MARGINS). FUSED, WEIGHTS: group g's
+ * block is made on the stack S (bstride doubles per block) and merged with its left siblings
+ * there (fb_group_pass); at the end S holds the blocks of the decomposition of [g0, g1), in
+ * order. */
+FB_INLINE void fb_tree_pass(const fb_job *job, long long g0, long long g1, const double *w,
+                            const long long d, const int kind, fb_scale sc,
+                            const int with_log1p, double *FB_RESTRICT M, double *S,
+                            double *s, int *bad)
+{
+    const long long bs = fb_bstride(d);
+    long long start[64], size[64], g;
+    double smin = INFINITY;
+    int any_bad = 0, top = 0;
+    for (g = g0; g < g1; ++g) {
+        const long long b0 = g * FB_GROUP;
+        const long long b1 = b0 + FB_GROUP < job->NB ? b0 + FB_GROUP : job->NB;
+        long long cs = 1; /* the block's size after c merges */
+        double gs = INFINITY;
+        int gb = 0, c = 0;
+        if (kind != FB_PASS_MARGINS) {
+            while (c < top && size[top - 1 - c] == cs && (start[top - 1 - c] & cs) == 0) {
+                ++c;
+                cs *= 2;
+            }
+        }
+        fb_group_pass(job, b0, b1, w, d, kind, sc, with_log1p, M, S, bs, top, c, &gs, &gb);
+        if (kind != FB_PASS_WEIGHTS) {
+            smin = gs < smin ? gs : smin;
+            any_bad |= gb;
+        }
+        if (kind == FB_PASS_MARGINS) {
+            continue;
+        }
+        top -= c;
+        if (c == 0) {
+            start[top] = g;
+        }
+        size[top] = cs;
+        ++top;
+    }
+    if (kind != FB_PASS_WEIGHTS) {
+        *s = smin;
+        *bad = any_bad;
+    }
+}
+
+/* The root of the tree from T stacks left by fb_tree_pass, stack t (at S0 + t * tstride)
+ * holding the blocks of thread t's groups [NG t / T, NG (t+1) / T): the blocks merged as in
+ * fb_tree_pass, then the rest (the blocks of NG's binary decomposition) added from the right,
+ * which is the tree's root. Gt[0 : d] = G (the lanes folded), Gt[d] = the loss sum. R:
+ * scratch for fb_depth(NG) blocks. */
+FB_INLINE void fb_tree_root(const double *S0, long long tstride, int T, long long NG,
+                            const long long d, double *FB_RESTRICT R, double *FB_RESTRICT Gt)
+{
+    const long long bs = fb_bstride(d), n = d * FB_V + 1;
+    const double *ptr[64];
+    long long start[64], size[64], j;
+    int top = 0, t, k;
+    for (t = 0; t < T; ++t) {
+        const long long a1 = NG * (t + 1) / T;
+        long long a = NG * t / T;
+        const double *blk = S0 + t * tstride;
+        while (a < a1) {
+            const long long sz = fb_block(a, a1);
+            ptr[top] = blk;
+            start[top] = a;
+            size[top] = sz;
+            ++top;
+            blk += bs;
+            a += sz;
+            while (fb_siblings(start, size, top)) {
+                fb_add_block(R + (top - 2) * bs, ptr[top - 2], ptr[top - 1], n);
+                ptr[top - 2] = R + (top - 2) * bs;
+                size[top - 2] *= 2;
+                --top;
+            }
+        }
+    }
+    for (k = top - 2; k >= 0; --k) {
+        fb_add_block(R + k * bs, ptr[k], ptr[k + 1], n);
+        ptr[k] = R + k * bs;
+    }
+    for (j = 0; j < d; ++j) {
+        Gt[j] = fb_hsum(fb_load(ptr[0] + j * FB_V));
+    }
+    Gt[d] = ptr[0][d * FB_V];
+}
+
+/* w += factor(sc) G, G = Gt[0 : d] and total = Gt[d] summed in the canonical order: the end
+ * of a step, the same in every driver. */
+FB_INLINE void fb_update(const fb_job *job, double *FB_RESTRICT w, const long long d,
+                         const double *FB_RESTRICT Gt, fb_scale sc)
+{
+    double gg = 0.0, factor;
+    long long j;
+    if (job->rule == 1) {
+        for (j = 0; j < d; ++j) {
+            gg += Gt[j] * Gt[j];
+            /* One multiply-add after the other (fused in the AVX2 copy) whatever the context:
+             * GCC would otherwise vectorize the products and add them in order, unfused,
+             * with a fused scalar remainder, a rounding that depends on d mod 4. */
+            __asm__("" : "+x"(gg));
+        }
+    }
+    factor = fb_factor(job->rule, sc.mode, job->lr, sc.es, gg, Gt[d]);
+    if (job->lo != NULL) {
+        for (j = 0; j < d; ++j) {
+            fb_comp_add(w + j, job->lo + j, factor * Gt[j]);
+        }
+        return;
+    }
+    for (j = 0; j < d; ++j) {
+        w[j] += factor * Gt[j];
+    }
+}
+
+/* Serial driver. A step is one fused pass in direct mode; when the margins leave the direct
+ * range (the "shift regime", e.g. runs with rules 1 and 2, whose margins grow linearly), it
+ * is two passes: the margins and their exact minimum s, then the weights with the shift s
+ * (and on entering that regime, a fused pass with the shift s: the same arithmetic). Which
+ * one a step starts with is only a guess from the previous step: the arithmetic of a step
+ * depends on its w alone. Work area: G and total, the stack, the root's scratch, the
+ * margins. */
 FB_INLINE void fb_serial_impl(fb_job *job, const long long d, const int with_log1p)
 {
     const fb_scale direct = fb_direct_scale(job->loss);
-    const long long NB = job->NB;
+    const long long NG = fb_ngroups(job->NB), stack = fb_depth(NG) * fb_bstride(d);
     double *FB_RESTRICT w = job->w;
-    double *FB_RESTRICT GA = job->work;
-    double *FB_RESTRICT M = GA + d * FB_V;
+    double *FB_RESTRICT Gt = job->work;
+    double *FB_RESTRICT S = Gt + fb_round8(d + 1);
+    double *FB_RESTRICT R = S + stack;
+    double *FB_RESTRICT M = R + stack;
     long long t, k = 0;
     int guess_direct = 1;
 
     job->status = 0;
     for (t = job->step0; t < job->step0 + job->n_steps; ++t) {
         fb_scale sc = direct;
-        double s, total = 0.0;
+        double s;
         int bad;
-        if (guess_direct) {
-            fb_pass(job, 0, NB, w, d, FB_PASS_FUSED, direct, with_log1p, M, GA, &s, &bad,
-                    &total);
+        if (guess_direct) { /* (each call with a constant kind: one copy of the pass each) */
+            fb_tree_pass(job, 0, NG, w, d, FB_PASS_FUSED, direct, with_log1p, M, S, &s, &bad);
         } else {
-            fb_pass(job, 0, NB, w, d, FB_PASS_MARGINS, direct, with_log1p, M, GA, &s, &bad,
-                    &total);
+            fb_tree_pass(job, 0, NG, w, d, FB_PASS_MARGINS, direct, with_log1p, M, S, &s, &bad);
         }
         if (bad) {
             job->status = 1;
             break;
         }
         if (!fb_direct_ok(job->loss, s)) {
-            if (guess_direct) { /* entering the shift regime: the margins again, stored */
-                fb_pass(job, 0, NB, w, d, FB_PASS_MARGINS, direct, with_log1p, M, GA, &s, &bad,
-                        &total);
-            }
             sc = fb_shift_scale(job->loss, s);
-            fb_pass(job, 0, NB, w, d, FB_PASS_WEIGHTS, sc, with_log1p, M, GA, &s, &bad, &total);
+            if (guess_direct) {
+                fb_tree_pass(job, 0, NG, w, d, FB_PASS_FUSED, sc, with_log1p, M, S, &s, &bad);
+            } else {
+                fb_tree_pass(job, 0, NG, w, d, FB_PASS_WEIGHTS, sc, with_log1p, M, S, &s, &bad);
+            }
             guess_direct = 0;
         } else if (!guess_direct) { /* back to direct mode */
-            fb_pass(job, 0, NB, w, d, FB_PASS_WEIGHTS, direct, with_log1p, M, GA, &s, &bad,
-                    &total);
+            fb_tree_pass(job, 0, NG, w, d, FB_PASS_WEIGHTS, direct, with_log1p, M, S, &s, &bad);
             guess_direct = 1;
         }
-        fb_serial_update(job, w, d, GA, sc, total);
+        fb_tree_root(S, 0, 1, NG, d, R, Gt);
+        fb_update(job, w, d, Gt, sc);
         fb_record(job, t, w, d, &k);
     }
     job->fail_step = t;
+}
+
+/* The serial driver's work area, doubles. */
+FB_INLINE long long fb_serial_work(long long d, long long NB)
+{
+    return fb_round8(d + 1) + 2 * fb_depth(fb_ngroups(NB)) * fb_bstride(d) + NB * FB_B;
 }
 
 /* Serial driver for one panel (N <= 16) and compile-time d and loss: the tiny problems,
@@ -422,119 +699,129 @@ FB_INLINE void fb_barrier_wait(struct fb_barrier *bar, int T, int *sense)
 }
 #endif /* _OPENMP */
 
-/* Parallel driver, run by every thread of one parallel region. Thread tid owns panels
- * [NB tid / T, NB (tid+1) / T) and makes one fused pass over them per step; the threads meet
- * at one barrier (fb_barrier_wait) per pass.
+/* Parallel driver, run by every thread of one parallel region. Thread tid owns groups
+ * [NG tid / T, NG (tid+1) / T) and makes the serial driver's passes over them, with the
+ * serial driver's decisions: a step is one fused pass and one barrier (fb_barrier_wait) in
+ * direct mode, and in the shift regime a margins pass, a barrier (then every thread knows
+ * the exact minimum s), a weights pass with the shift s and a second barrier. After the last
+ * barrier of a step every thread combines all the threads' blocks into the tree's root
+ * (fb_tree_root), so the threads keep bit-identical copies of w, which is the serial
+ * driver's whatever T is.
  *
- * Scale of the weights: direct mode as in the serial driver. In the shift regime (margins
- * beyond the direct range) the exact minimum s is known only after the barrier, so the pass
- * uses a stale shift, the previous step's minimum, and is redone with shift = s if that was
- * more than FB_SHIFT_WINDOW away (or in direct mode if s is back in range). Hence in the
- * shift regime a step's rounding depends on the previous step: there chunked calls agree with
- * one call to round-off only (bit for bit in direct mode).
- *
- * Per-thread slot (job->slot_stride doubles, 64-byte aligned, so threads never share a cache
- * line): two buffers of job->slot_buf doubles, [min | bad | total | pad | GA (d * FB_V)], then
- * the thread's copy of w (d) and of G (d). After its pass a thread folds the lanes of GA into
- * the thread's partial gradient (the first d doubles of GA: 4 times less data for the others
- * to read). A pass writes buffer (pass & 1); after the barrier, every thread reads that buffer
- * of every thread and reduces the partials itself. Double buffering makes that one barrier
- * per pass enough: a thread writes the same buffer again only two passes later, i.e. after
- * all threads have passed the next barrier and so have finished reading it. All threads
- * reduce the same partials in the same order, so they take the same decisions (divergence,
- * redo) and keep bit-identical copies of w; no second barrier is needed before the next step
- * reads w. */
-#define FB_SLOT_HEAD 8 /* doubles before GA in a buffer */
+ * Work area (fb_par_layout; every part 64-byte aligned, so threads never write to a shared
+ * cache line): per thread a slot [head 0 (8) | head 1 (8) | w | G, total | the root's
+ * scratch | stack 0 | stack 1], a head holding the thread's minimum margin and test of a
+ * pass; then the margins (NB * FB_B, each thread writing and reading only its own panels');
+ * then the barrier's line. A pass writes head and stack (pass & 1), and all threads read
+ * them of every thread after the barrier that ends the pass and before they reach the next
+ * barrier. Double buffering makes one barrier per pass enough: a thread writes the same
+ * buffer again only two passes later, i.e. after all threads have passed the next barrier
+ * and so have finished reading it. */
+typedef struct {
+    long long stack, w, Gt, R, S, slot, margins, barrier, total;
+} fb_par_layout;
 
-/* A stale shift is accepted within this of the exact minimum s: every weight
- * exp(shift - m_n) is then at most e^64, and the largest at least e^-64. */
-#define FB_SHIFT_WINDOW 64.0
+static fb_par_layout fb_layout(long long d, long long NB, long long T)
+{
+    fb_par_layout L;
+    L.stack = fb_depth(fb_ngroups(NB)) * fb_bstride(d);
+    L.w = 16;
+    L.Gt = L.w + fb_round8(d);
+    L.R = L.Gt + fb_round8(d + 1);
+    L.S = L.R + L.stack;
+    L.slot = L.S + 2 * L.stack;
+    L.margins = T * L.slot;
+    L.barrier = L.margins + NB * FB_B;
+    L.total = L.barrier + 8;
+    return L;
+}
+
+#ifdef _OPENMP
+/* One pass of this thread over its groups [g0, g1), then the barrier. For FUSED and MARGINS,
+ * *s and *bad get the minimum margin and the test over all threads. */
+FB_INLINE void fb_par_pass(fb_job *job, const fb_par_layout *L, long long g0, long long g1,
+                           const double *w, const long long d, const int kind, fb_scale sc,
+                           const int with_log1p, unsigned *pass, int *sense, double *s,
+                           int *bad)
+{
+    const int T = omp_get_num_threads(), tid = omp_get_thread_num();
+    const long long h = (*pass & 1) * 8;
+    double *const base = job->work;
+    double *const mine = base + tid * L->slot;
+    double ms = INFINITY;
+    int mb = 0, th;
+    fb_tree_pass(job, g0, g1, w, d, kind, sc, with_log1p, base + L->margins,
+                 mine + L->S + (*pass & 1) * L->stack, &ms, &mb);
+    if (kind != FB_PASS_WEIGHTS) {
+        mine[h] = ms;
+        mine[h + 1] = mb ? 1.0 : 0.0;
+    }
+    fb_barrier_wait(job->barrier, T, sense);
+    if (kind != FB_PASS_WEIGHTS) {
+        ms = INFINITY;
+        mb = 0;
+        for (th = 0; th < T; ++th) {
+            const double *o = base + th * L->slot + h;
+            ms = o[0] < ms ? o[0] : ms;
+            mb |= o[1] != 0.0;
+        }
+        *s = ms;
+        *bad = mb;
+    }
+    ++*pass;
+}
+#endif
 
 FB_INLINE void fb_par_impl(fb_job *job, const int with_log1p)
 {
 #ifdef _OPENMP
-    const long long d = job->d, NB = job->NB, buf = job->slot_buf, stride = job->slot_stride;
+    const long long d = job->d, NG = fb_ngroups(job->NB);
     const int T = omp_get_num_threads(), tid = omp_get_thread_num();
-    const long long b0 = NB * tid / T, b1 = NB * (tid + 1) / T;
+    const fb_par_layout L = fb_layout(d, job->NB, T);
+    const long long g0 = NG * tid / T, g1 = NG * (tid + 1) / T;
     const fb_scale direct = fb_direct_scale(job->loss);
-    double *const slots = job->work;
-    double *FB_RESTRICT w = slots + tid * stride + 2 * buf;
-    double *FB_RESTRICT G = w + fb_round8(d);
-    double s_prev = 0.0; /* the previous step's minimum margin (first step: try direct) */
-    int status = 0, th, sense = 0;
+    double *const base = job->work;
+    double *FB_RESTRICT w = base + tid * L.slot + L.w;
+    double *FB_RESTRICT Gt = base + tid * L.slot + L.Gt;
+    double *FB_RESTRICT R = base + tid * L.slot + L.R;
+    int status = 0, sense = 0, guess_direct = 1;
     unsigned pass = 0;
-    long long t, j, k = 0;
+    long long t, k = 0;
 
     memcpy(w, job->w, (size_t)d * sizeof(double));
     for (t = job->step0; t < job->step0 + job->n_steps; ++t) {
-        const int stale = !fb_direct_ok(job->loss, s_prev);
-        fb_scale sc = stale ? fb_shift_scale(job->loss, s_prev) : direct;
-        double s, factor, total = 0.0, gg = 0.0;
-        const double *part;
-        int bad, tried = stale ? 1 : 0; /* 0 direct, 1 stale shift, 2 exact shift */
-        for (;;) {
-            double *FB_RESTRICT mine = slots + tid * stride + (pass & 1) * buf;
-            double *FB_RESTRICT GA = mine + FB_SLOT_HEAD;
-            int my_bad;
-            fb_pass(job, b0, b1, w, d, FB_PASS_FUSED, sc, with_log1p, NULL, GA, mine, &my_bad,
-                    mine + 2);
-            mine[1] = my_bad ? 1.0 : 0.0;
-            for (j = 0; j < d; ++j) { /* in place: GA[j] is read before it is written */
-                GA[j] = fb_hsum(fb_load(GA + j * FB_V));
-            }
-            fb_barrier_wait(job->barrier, T, &sense);
-            part = slots + (pass & 1) * buf;
-            ++pass;
-            bad = 0;
-            s = INFINITY;
-            for (th = 0; th < T; ++th) {
-                const double *o = part + th * stride;
-                s = o[0] < s ? o[0] : s;
-                bad |= o[1] != 0.0;
-            }
-            if (bad) {
-                break;
-            }
-            if (fb_direct_ok(job->loss, s)) {
-                if (tried == 0) {
-                    break;
-                }
-                sc = direct; /* back in range: redo in direct mode */
-                tried = 0;
-            } else {
-                if (tried == 2 || (tried == 1 && fabs(sc.shift - s) <= FB_SHIFT_WINDOW)) {
-                    break;
-                }
-                sc = fb_shift_scale(job->loss, s); /* redo with the exact shift */
-                tried = 2;
-            }
+        fb_scale sc = direct;
+        double s, s2;
+        int bad, bad2;
+        if (guess_direct) { /* (each call with a constant kind: one copy of the pass each) */
+            fb_par_pass(job, &L, g0, g1, w, d, FB_PASS_FUSED, direct, with_log1p, &pass, &sense,
+                        &s, &bad);
+        } else {
+            fb_par_pass(job, &L, g0, g1, w, d, FB_PASS_MARGINS, direct, with_log1p, &pass,
+                        &sense, &s, &bad);
         }
         if (bad) {
             status = 1;
             break;
         }
-        s_prev = s;
-        for (th = 0; th < T; ++th) {
-            total += part[th * stride + 2];
-        }
-        for (j = 0; j < d; ++j) {
-            G[j] = part[FB_SLOT_HEAD + j];
-        }
-        for (th = 1; th < T; ++th) {
-            const double *Gt = part + th * stride + FB_SLOT_HEAD;
-            for (j = 0; j < d; ++j) {
-                G[j] += Gt[j];
+        if (!fb_direct_ok(job->loss, s)) {
+            sc = fb_shift_scale(job->loss, s);
+            if (guess_direct) {
+                fb_par_pass(job, &L, g0, g1, w, d, FB_PASS_FUSED, sc, with_log1p, &pass, &sense,
+                            &s2, &bad2);
+            } else {
+                fb_par_pass(job, &L, g0, g1, w, d, FB_PASS_WEIGHTS, sc, with_log1p, &pass,
+                            &sense, &s2, &bad2);
             }
+            guess_direct = 0;
+        } else if (!guess_direct) { /* back to direct mode */
+            fb_par_pass(job, &L, g0, g1, w, d, FB_PASS_WEIGHTS, direct, with_log1p, &pass,
+                        &sense, &s2, &bad2);
+            guess_direct = 1;
         }
-        if (job->rule == 1) {
-            for (j = 0; j < d; ++j) {
-                gg += G[j] * G[j];
-            }
-        }
-        factor = fb_factor(job->rule, sc.mode, job->lr, sc.es, gg, total);
-        for (j = 0; j < d; ++j) {
-            w[j] += factor * G[j];
-        }
+        /* the stacks of the step's last pass, (pass - 1) & 1 */
+        fb_tree_root(base + L.S + ((pass - 1) & 1) * L.stack, L.slot, T, NG, d, R, Gt);
+        fb_update(job, w, d, Gt, sc);
         if (tid == 0) {
             fb_record(job, t, w, d, &k);
         }
@@ -668,7 +955,8 @@ static void fb_omp_started(void)
 /* Threads for this call: 1 without OpenMP or in a fork of a process that used it; else
  * n_threads if > 0; for 0, a thread per FB_PAR_WORK(d) of work N (d + 8) (the cost of a step
  * is about proportional to N (d + 8): 8 for the exp and the rest of a sample's weight), at
- * least FB_PAR_MIN_PANELS panels per thread, at most the OpenMP default. */
+ * least FB_PAR_MIN_PANELS panels per thread, at most the OpenMP default. (The caller then
+ * caps it at one thread per group.) */
 static long long fb_thread_count(long long N, long long d, long long NB, int n_threads)
 {
 #ifdef _OPENMP
@@ -724,6 +1012,11 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
 
     NB = (N + FB_B - 1) / FB_B;
     n_par = fb_thread_count(N, d, NB, n_threads);
+    if (n_par > fb_ngroups(NB)) {
+        /* a thread takes whole groups; and one group is the serial drivers' (whose copies
+         * for one panel and d <= 4 sum the panel in another order) */
+        n_par = fb_ngroups(NB);
+    }
     if (lo != NULL) {
         n_par = 1; /* the threads keep copies of w; one lo needs one writer */
     }
@@ -743,12 +1036,11 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
     job.lo = lo;
     job.status = 0;
     job.fail_step = step0;
-    job.slot_buf = fb_round8(FB_SLOT_HEAD + d * FB_V);
-    job.slot_stride = 2 * job.slot_buf + 2 * fb_round8(d);
 
     P = fb_alloc((size_t)(NB * d * FB_B));
-    /* parallel: the slots of n_par threads, then the barrier (a whole cache line) */
-    job.work = fb_alloc((size_t)(n_par > 1 ? n_par * job.slot_stride + 8 : d * FB_V + NB * FB_B));
+    /* parallel: fb_layout; serial: fb_serial_work */
+    job.work = fb_alloc((size_t)(n_par > 1 ? fb_layout(d, NB, n_par).total
+                                           : fb_serial_work(d, NB)));
     if (P == NULL || job.work == NULL) {
         fb_free(P);
         fb_free(job.work);
@@ -775,7 +1067,7 @@ int fb_gd_linear_f64(const double *Z, double *w, long long N, long long d, doubl
     if (n_par > 1) {
 #ifdef _OPENMP
         const fb_driver par = drivers[FB_DRIVER_PAR];
-        job.barrier = (struct fb_barrier *)(void *)(job.work + n_par * job.slot_stride);
+        job.barrier = (struct fb_barrier *)(void *)(job.work + fb_layout(d, NB, n_par).barrier);
         job.barrier->count = 0;
         job.barrier->sense = 0;
         fb_omp_started();

@@ -106,3 +106,17 @@ def test_batch_issues_one_warning_per_kind_not_one_per_run(lockstep, monkeypatch
     assert grouped[0].filename == __file__
     single = caught(lambda: fb.train_batch(X, y, seeds=[0], **kw))
     assert [str(w.message) for w in single] == [str(one_by_one[0][0].message)]
+
+
+def test_batch_equals_train_bit_for_bit_where_train_takes_threads():
+    """Three runs go one per thread, each with a serial C kernel, while train's float64
+    linear kernel takes OpenMP threads by itself at this size (600 samples: 3 groups of 256,
+    where the machine has 2 cores or more); the kernel's sums do not depend on its thread
+    count, so the runs are equal bit for bit."""
+    X, y = random_separable(600, 20, seed=7)
+    common = dict(model="linear", steps=300)
+    lrs = [2e-4, 3e-4, 5e-4]
+    runs = fb.train_batch(X, y, lrs=lrs, **common)
+    assert len(runs) == len(lrs)
+    for lr, run in zip(lrs, runs, strict=True):
+        _same_run(run, fb.train(X, y, lr=lr, **common))

@@ -283,15 +283,16 @@ def gd_linear_float64(
         Divergence test: the run stops if the minimum margin of an iterate is not
         ``> s_floor`` (this also catches NaN and inf).
     n_threads : int
-        1: serial; chunked calls (``step0 > 0``) then reproduce one long call bit for bit.
-        ``> 1``: OpenMP threads, one pass over the data and one barrier per step; results
-        depend on the thread count at round-off level, and so do chunked calls once the
-        margins leave +-300 (the threads then shift by the previous step's minimum margin).
-        0 (default): threads only when the problem is large enough for them to pay (one
-        thread per ``3000 + 30 d`` of ``N * (d + 8)``; two from ``N = 612`` at ``d = 2``,
-        111 at ``d = 100``), at most the OpenMP default count. Without
-        OpenMP in the build, and in a forked child of a process that used the threads (GNU
-        OpenMP does not survive ``fork``), every run is serial.
+        1: serial. ``> 1``: OpenMP threads (at most one per group of 256 samples: problems
+        of one group run serially), one pass over the data and one barrier per step (two
+        once the margins leave +-300). 0 (default): threads only when the problem is large
+        enough for them to pay (one thread per ``3000 + 30 d`` of ``N * (d + 8)``, and at
+        least 257 samples; two from ``N = 612`` at ``d = 2``, 257 at ``d = 100``), at most
+        the OpenMP default count. Without OpenMP in the build, and in a forked child of a
+        process that used the threads (GNU OpenMP does not survive ``fork``), every run is
+        serial. The results do not depend on the thread count, bit for bit: the gradient is
+        summed over groups of 256 samples added in a fixed tree, whatever the threads; and
+        chunked calls (``step0 > 0``) reproduce one long call bit for bit.
 
     Returns
     -------

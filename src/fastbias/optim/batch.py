@@ -67,11 +67,10 @@ def train_batch(
 
     ``common`` holds the arguments shared by all runs (``model``, ``loss``, ``steps``, ...).
     Results are in grid order (``itertools.product`` of the given axes) and equal to calling
-    :func:`fastbias.train` one run at a time: bit for bit for runs that go one per thread,
-    except that ``train``'s float64 linear kernel takes OpenMP threads by itself on large
-    problems (from a few hundred samples) and then sums in another order, ~1e-16 apart (here
-    every run's kernel is serial; ``fastbias.kernels.C_THREADS.set(1)`` makes ``train``'s
-    serial too); runs made in lock step (float64 GD of Linear, Diagonal, FullyConnected over
+    :func:`fastbias.train` one run at a time: bit for bit for runs that go one per thread
+    (here every run's C kernel is serial, while ``train``'s float64 linear kernel takes OpenMP
+    threads by itself on large problems; its results do not depend on the thread count);
+    runs made in lock step (float64 GD of Linear, Diagonal, FullyConnected over
     seeds, init scales, step sizes: :mod:`fastbias.optim.lockstep`) to round-off, 1e-12 or
     better. ``n_workers`` defaults to the number of cores.
     """
