@@ -150,26 +150,27 @@ FB_INLINE int fb_siblings(const long long *start, const long long *size, int top
 }
 
 /* Group g's pass (fb_pass's arithmetic over its panels [b0, b1)) with the block made in place
- * at S + top * bs, followed by c merges on the stack: S[top - 1] += block (fused into the
- * last panel's gradient loop), S[top - 2] += S[top - 1], ... (the tree's order: left + right,
- * and the additions commute exactly). The minimum margin and the test (FUSED, MARGINS) go to
- * *s and *bad. */
+ * at S + top * bs, followed by c merges on the stack: S[top - 1] += block, S[top - 2] +=
+ * S[top - 1], ... (the tree's order: left + right; the additions commute exactly), the first
+ * two fused into the last panel's gradient loop when the group has more than one panel. The
+ * margins' minimum and test go to the lanes lmin and lbad (FUSED, MARGINS). */
 FB_INLINE void fb_group_pass(const fb_job *job, long long b0, long long b1, const double *w,
                              const long long d, const int kind, fb_scale sc,
                              const int with_log1p, double *FB_RESTRICT M, double *S,
-                             const long long bs, int top, int c, double *s, int *bad)
+                             const long long bs, int top, int c, fb_vd lmin[FB_NV],
+                             fb_vi lbad[FB_NV])
 {
     const int want_total = job->rule == 2;
     const fb_vd shift_v = fb_splat(sc.shift);
-    double *GA = S + top * bs, *sib = S + (top - 1) * bs;
-    fb_vd lmin[FB_NV], tl[FB_NV], m[FB_NV], q[FB_NV];
-    fb_vi lbad[FB_NV];
+    /* the last panel's merges: fused = 1 or 2 of them, or 0 for one-panel groups */
+    const long long bf = c > 0 && b1 - b0 > 1 ? b1 - 1 : -1;
+    const int fused = bf < 0 ? 0 : c < 2 ? 1 : 2;
+    double *GA = S + top * bs, *s1 = S + (top - 1) * bs, *s2 = S + (top - 2) * bs;
+    fb_vd tl[FB_NV], m[FB_NV], q[FB_NV];
     double tsum = 0.0, total;
     long long b, j;
     int k, i;
     for (k = 0; k < FB_NV; ++k) {
-        lmin[k] = fb_splat(INFINITY);
-        lbad[k] = fb_zero_mask();
         tl[k] = fb_splat(0.0);
     }
     for (b = b0; b < b1; ++b) {
@@ -191,18 +192,9 @@ FB_INLINE void fb_group_pass(const fb_job *job, long long b0, long long b1, cons
             }
         }
         fb_panel_weights(m, sc.mode, shift_v, sc.es, nv, want_total, with_log1p, q, tl, &tsum);
-        if (c == 0 || b + 1 < b1) {
+        if (b != bf) {
             fb_panel_grad(Pb, q, d, GA, b == b0);
-        } else if (b == b0) { /* fb_panel_grad's sums, then the first merge */
-            for (j = 0; j < d; ++j) {
-                const double *p = Pb + j * FB_B;
-                fb_vd g = fb_load(p) * q[0];
-                g += fb_load(p + FB_V) * q[1];
-                g += fb_load(p + 2 * FB_V) * q[2];
-                g += fb_load(p + 3 * FB_V) * q[3];
-                fb_store(sib + j * FB_V, fb_load(sib + j * FB_V) + g);
-            }
-        } else {
+        } else if (fused == 1) { /* fb_panel_grad's sums (not the first panel), then a merge */
             for (j = 0; j < d; ++j) {
                 const double *p = Pb + j * FB_B;
                 fb_vd g = fb_load(GA + j * FB_V);
@@ -210,25 +202,32 @@ FB_INLINE void fb_group_pass(const fb_job *job, long long b0, long long b1, cons
                 g += fb_load(p + FB_V) * q[1];
                 g += fb_load(p + 2 * FB_V) * q[2];
                 g += fb_load(p + 3 * FB_V) * q[3];
-                fb_store(sib + j * FB_V, fb_load(sib + j * FB_V) + g);
+                fb_store(s1 + j * FB_V, fb_load(s1 + j * FB_V) + g);
+            }
+        } else { /* two merges */
+            for (j = 0; j < d; ++j) {
+                const double *p = Pb + j * FB_B;
+                fb_vd g = fb_load(GA + j * FB_V);
+                g += fb_load(p) * q[0];
+                g += fb_load(p + FB_V) * q[1];
+                g += fb_load(p + 2 * FB_V) * q[2];
+                g += fb_load(p + 3 * FB_V) * q[3];
+                g = fb_load(s1 + j * FB_V) + g;
+                fb_store(s2 + j * FB_V, fb_load(s2 + j * FB_V) + g);
             }
         }
     }
-    if (kind != FB_PASS_WEIGHTS) {
-        *s = fb_lanes_min(lmin);
-        *bad = fb_lanes_any(lbad);
+    if (kind == FB_PASS_MARGINS) {
+        return;
     }
-    if (kind != FB_PASS_MARGINS) {
-        total = tsum + fb_hsum((tl[0] + tl[1]) + (tl[2] + tl[3]));
-        if (c == 0) {
-            GA[d * FB_V] = total;
-            return;
-        }
-        sib[d * FB_V] += total;
-        for (i = 2; i <= c; ++i) { /* the other merges */
-            fb_add_block(S + (top - i) * bs, S + (top - i) * bs, S + (top - i + 1) * bs,
-                         d * FB_V + 1);
-        }
+    total = tsum + fb_hsum((tl[0] + tl[1]) + (tl[2] + tl[3]));
+    for (i = 1; i <= fused; ++i) {
+        total = S[(top - i) * bs + d * FB_V] + total;
+    }
+    S[(top - fused) * bs + d * FB_V] = total;
+    for (i = fused + 1; i <= c; ++i) { /* the other merges */
+        fb_add_block(S + (top - i) * bs, S + (top - i) * bs, S + (top - i + 1) * bs,
+                     d * FB_V + 1);
     }
 }
 
@@ -244,25 +243,25 @@ FB_INLINE void fb_tree_pass(const fb_job *job, long long g0, long long g1, const
 {
     const long long bs = fb_bstride(d);
     long long start[64], size[64], g;
-    double smin = INFINITY;
-    int any_bad = 0, top = 0;
+    fb_vd lmin[FB_NV];
+    fb_vi lbad[FB_NV];
+    int top = 0, k;
+    for (k = 0; k < FB_NV; ++k) {
+        lmin[k] = fb_splat(INFINITY);
+        lbad[k] = fb_zero_mask();
+    }
     for (g = g0; g < g1; ++g) {
         const long long b0 = g * FB_GROUP;
         const long long b1 = b0 + FB_GROUP < job->NB ? b0 + FB_GROUP : job->NB;
         long long cs = 1; /* the block's size after c merges */
-        double gs = INFINITY;
-        int gb = 0, c = 0;
+        int c = 0;
         if (kind != FB_PASS_MARGINS) {
             while (c < top && size[top - 1 - c] == cs && (start[top - 1 - c] & cs) == 0) {
                 ++c;
                 cs *= 2;
             }
         }
-        fb_group_pass(job, b0, b1, w, d, kind, sc, with_log1p, M, S, bs, top, c, &gs, &gb);
-        if (kind != FB_PASS_WEIGHTS) {
-            smin = gs < smin ? gs : smin;
-            any_bad |= gb;
-        }
+        fb_group_pass(job, b0, b1, w, d, kind, sc, with_log1p, M, S, bs, top, c, lmin, lbad);
         if (kind == FB_PASS_MARGINS) {
             continue;
         }
@@ -274,8 +273,8 @@ FB_INLINE void fb_tree_pass(const fb_job *job, long long g0, long long g1, const
         ++top;
     }
     if (kind != FB_PASS_WEIGHTS) {
-        *s = smin;
-        *bad = any_bad;
+        *s = fb_lanes_min(lmin);
+        *bad = fb_lanes_any(lbad);
     }
 }
 
