@@ -455,6 +455,33 @@ enum {
     FB_PASS_WEIGHTS  /* weights and gradient from the margins stored in M */
 };
 
+/* A panel's margins m for a pass of this kind: read from M (WEIGHTS), or made from w,
+ * padded and scanned into the lanes lmin and lbad (FUSED, MARGINS), then stored to M
+ * (MARGINS). Returns whether the pass goes on to the panel's weights (not for MARGINS). */
+FB_INLINE int fb_panel_front(const double *Pb, const double *w, const long long d,
+                             const int kind, const double s_floor, const int nv,
+                             double *FB_RESTRICT Mb, fb_vd m[FB_NV], fb_vd lmin[FB_NV],
+                             fb_vi lbad[FB_NV])
+{
+    int k;
+    if (kind == FB_PASS_WEIGHTS) {
+        for (k = 0; k < FB_NV; ++k) {
+            m[k] = fb_load(Mb + FB_V * k);
+        }
+        return 1;
+    }
+    fb_panel_margins(Pb, w, d, m);
+    fb_panel_pad(m, nv);
+    fb_panel_scan(m, s_floor, lmin, lbad);
+    if (kind == FB_PASS_MARGINS) {
+        for (k = 0; k < FB_NV; ++k) {
+            fb_store(Mb + FB_V * k, m[k]);
+        }
+        return 0;
+    }
+    return 1;
+}
+
 /* One pass over panels [b0, b1) (kind: a compile-time constant). The margins' minimum goes to
  * *s and the divergence test to *bad (FUSED, MARGINS); the gradient contributions to GA
  * (d vectors of lanes, overwritten) and the scaled loss sum to *total (FUSED, WEIGHTS). The
@@ -484,20 +511,8 @@ FB_INLINE void fb_pass(const fb_job *job, long long b0, long long b1, const doub
     for (b = b0; b < b1; ++b) {
         const double *Pb = job->P + b * d * FB_B;
         const int nv = fb_nvalid(job, b);
-        if (kind == FB_PASS_WEIGHTS) {
-            for (k = 0; k < FB_NV; ++k) {
-                m[k] = fb_load(M + b * FB_B + FB_V * k);
-            }
-        } else {
-            fb_panel_margins(Pb, w, d, m);
-            fb_panel_pad(m, nv);
-            fb_panel_scan(m, job->s_floor, lmin, lbad);
-            if (kind == FB_PASS_MARGINS) {
-                for (k = 0; k < FB_NV; ++k) {
-                    fb_store(M + b * FB_B + FB_V * k, m[k]);
-                }
-                continue;
-            }
+        if (!fb_panel_front(Pb, w, d, kind, job->s_floor, nv, M + b * FB_B, m, lmin, lbad)) {
+            continue;
         }
         fb_panel_weights(m, sc.mode, shift_v, sc.es, nv, want_total, with_log1p, q, tl, &tsum);
         fb_panel_grad(Pb, q, d, GA, b == b0);

@@ -176,25 +176,14 @@ FB_INLINE void fb_group_pass(const fb_job *job, long long b0, long long b1, cons
     for (b = b0; b < b1; ++b) {
         const double *Pb = job->P + b * d * FB_B;
         const int nv = fb_nvalid(job, b);
-        if (kind == FB_PASS_WEIGHTS) {
-            for (k = 0; k < FB_NV; ++k) {
-                m[k] = fb_load(M + b * FB_B + FB_V * k);
-            }
-        } else {
-            fb_panel_margins(Pb, w, d, m);
-            fb_panel_pad(m, nv);
-            fb_panel_scan(m, job->s_floor, lmin, lbad);
-            if (kind == FB_PASS_MARGINS) {
-                for (k = 0; k < FB_NV; ++k) {
-                    fb_store(M + b * FB_B + FB_V * k, m[k]);
-                }
-                continue;
-            }
+        if (!fb_panel_front(Pb, w, d, kind, job->s_floor, nv, M + b * FB_B, m, lmin, lbad)) {
+            continue;
         }
         fb_panel_weights(m, sc.mode, shift_v, sc.es, nv, want_total, with_log1p, q, tl, &tsum);
         if (b != bf) {
             fb_panel_grad(Pb, q, d, GA, b == b0);
-        } else if (fused == 1) { /* fb_panel_grad's sums (not the first panel), then a merge */
+        } else { /* fb_panel_grad's sums (not the first panel), then one or two merges */
+            double *dst = fused == 1 ? s1 : s2;
             for (j = 0; j < d; ++j) {
                 const double *p = Pb + j * FB_B;
                 fb_vd g = fb_load(GA + j * FB_V);
@@ -202,18 +191,10 @@ FB_INLINE void fb_group_pass(const fb_job *job, long long b0, long long b1, cons
                 g += fb_load(p + FB_V) * q[1];
                 g += fb_load(p + 2 * FB_V) * q[2];
                 g += fb_load(p + 3 * FB_V) * q[3];
-                fb_store(s1 + j * FB_V, fb_load(s1 + j * FB_V) + g);
-            }
-        } else { /* two merges */
-            for (j = 0; j < d; ++j) {
-                const double *p = Pb + j * FB_B;
-                fb_vd g = fb_load(GA + j * FB_V);
-                g += fb_load(p) * q[0];
-                g += fb_load(p + FB_V) * q[1];
-                g += fb_load(p + 2 * FB_V) * q[2];
-                g += fb_load(p + 3 * FB_V) * q[3];
-                g = fb_load(s1 + j * FB_V) + g;
-                fb_store(s2 + j * FB_V, fb_load(s2 + j * FB_V) + g);
+                if (fused == 2) {
+                    g = fb_load(s1 + j * FB_V) + g;
+                }
+                fb_store(dst + j * FB_V, fb_load(dst + j * FB_V) + g);
             }
         }
     }
