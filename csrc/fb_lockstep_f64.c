@@ -161,6 +161,36 @@ FB_INLINE fb_lv fb_ls_weights(fb_lv m, const fb_lv *shift, const fb_lv *es, cons
     return q;
 }
 
+typedef fb_lv (*fb_ls_weights_fn)(fb_lv, const fb_lv *, const fb_lv *, int, int);
+
+#if FB_HAVE_AVX2_CLONE
+/* fb_ls_weights in the AVX2 copy, with fb_exp_fma (16 multiply-adds per exp against fb_exp's
+ * 18, and no spills: GCC kept fb_exp's constants on the stack here). A NaN margin gets a
+ * finite weight instead of a NaN: such a lane's parameters are not finite, so its VJP, and
+ * the test of ||g||^2 after it, flag it in the same step. */
+FB_INLINE FB_TARGET_AVX2 fb_lv fb_ls_weights_avx2(fb_lv m, const fb_lv *shift, const fb_lv *es,
+                                                  const int loss, int shifted)
+{
+    fb_lv q;
+    int v;
+#pragma GCC unroll 1
+    FB_LV_FOR
+    {
+        if (loss == 0) {
+            q.v[v] = fb_exp_fma((shifted ? shift->v[v] : fb_splat(0.0)) - m.v[v]);
+        } else {
+            const fb_vd a = fb_exp_fma((fb_vd)((fb_vi)m.v[v] | (fb_vi)fb_splat(-0.0)));
+            q.v[v] = fb_select(m.v[v] > 0.0, a, fb_splat(1.0)) / (1.0 + a);
+            if (shifted) {
+                const fb_vd e = fb_exp_fma(shift->v[v] - m.v[v]);
+                q.v[v] = fb_select(shift->v[v] != 0.0, e / (1.0 + es->v[v] * e), q.v[v]);
+            }
+        }
+    }
+    return q;
+}
+#endif
+
 /* o0 = sum_i z0[i] x[i], o1 = sum_i z1[i] x[i] over i < n for the block's lanes x[i]
  * (FB_LS_RUNS doubles each, contiguous): the inner products of two rows of the shared data
  * with the block's vectors. Written out with eight named accumulators (FB_LS_RV = 4): kept
@@ -229,7 +259,8 @@ FB_INLINE FB_TARGET_AVX2 void fb_ls_dot2_avx2(const double *FB_RESTRICT x, const
  * divergence test (when scan), the weights into q and their sum. */
 FB_INLINE void fb_ls_pass(const fb_ls_job *J, const double *beta, double *q, const int loss,
                           int shifted, const fb_lv *shift, const fb_lv *es, int scan, fb_lv *s,
-                          fb_vi bad[FB_LS_RV], fb_lv *total, const fb_ls_dot2_fn dot)
+                          fb_vi bad[FB_LS_RV], fb_lv *total, const fb_ls_dot2_fn dot,
+                          const fb_ls_weights_fn wts)
 {
     const long long N = J->N, d = J->d;
     const fb_lv fl = fb_lv_load(J->floor); /* (rebased by the caller) */
@@ -243,11 +274,11 @@ FB_INLINE void fb_ls_pass(const fb_ls_job *J, const double *beta, double *q, con
         if (scan) { /* (a NaN margin is dropped by the minimum; the gradient test flags it) */
             FB_LV_FOR s->v[v] = fb_vmin(fb_vmin(acc0.v[v], acc1.v[v]), s->v[v]);
         }
-        acc0 = fb_ls_weights(acc0, shift, es, loss, shifted);
+        acc0 = wts(acc0, shift, es, loss, shifted);
         FB_LV_FOR tot.v[v] += acc0.v[v];
         fb_lv_store(q + n * FB_LS_RUNS, acc0);
         if (two) {
-            acc1 = fb_ls_weights(acc1, shift, es, loss, shifted);
+            acc1 = wts(acc1, shift, es, loss, shifted);
             FB_LV_FOR tot.v[v] += acc1.v[v];
             fb_lv_store(q + (n + 1) * FB_LS_RUNS, acc1);
         }
@@ -340,7 +371,8 @@ static const fb_ls_linpass fb_ls_linpasses[2][FB_LS_FUSED_D] = {
 #endif
 
 FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const int kind,
-                           const int loss, const fb_ls_linpass lp, const fb_ls_dot2_fn dot)
+                           const int loss, const fb_ls_linpass lp, const fb_ls_dot2_fn dot,
+                           const fb_ls_weights_fn wts)
 {
     fb_ls_job Jb = *J0;
     const fb_ls_job *J = &Jb;
@@ -415,7 +447,7 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
             total = fb_lv_load(tb);
             FB_LV_FOR bad[v] = ~(s.v[v] > fl.v[v]);
         } else {
-            fb_ls_pass(J, beta, qb, loss, 0, &shift, &es, 1, &s, bad, &total, dot);
+            fb_ls_pass(J, beta, qb, loss, 0, &shift, &es, 1, &s, bad, &total, dot, wts);
         }
         FB_LV_FOR
         {
@@ -443,7 +475,7 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
                     fb_lv_store(beta + j * FB_LS_RUNS, fb_lv_load(th + j * Rp));
                 }
             }
-            fb_ls_pass(J, beta, qb, loss, 1, &shift, &es, 0, &s, bad, &total, dot);
+            fb_ls_pass(J, beta, qb, loss, 1, &shift, &es, 0, &s, bad, &total, dot, wts);
         }
         /* ---- G = Z^T q, two coordinates at a time (done by the fused pass unless shifted) */
         for (j = 0; j < d && !(kind == FB_LS_LINEAR && lp != NULL && !shifted); j += 2) {
@@ -602,40 +634,40 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
 
 typedef void (*fb_ls_driver)(const fb_ls_job *, long long, double *);
 
-#define FB_DEFINE_LS(SUFFIX, ATTR, LP0, LP1, DOT)                                                  \
+#define FB_DEFINE_LS(SUFFIX, ATTR, LP0, LP1, DOT, WTS)                                             \
     FB_NOINLINE ATTR void fb_ls_lin0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)         \
     {                                                                                              \
-        fb_ls_block(J, r0, W, FB_LS_LINEAR, 0, LP0, DOT);                                          \
+        fb_ls_block(J, r0, W, FB_LS_LINEAR, 0, LP0, DOT, WTS);                                     \
     }                                                                                              \
     FB_NOINLINE ATTR void fb_ls_diag0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)        \
     {                                                                                              \
-        fb_ls_block(J, r0, W, FB_LS_DIAG, 0, NULL, DOT);                                           \
+        fb_ls_block(J, r0, W, FB_LS_DIAG, 0, NULL, DOT, WTS);                                      \
     }                                                                                              \
     FB_NOINLINE ATTR void fb_ls_fc0_##SUFFIX(const fb_ls_job *J, long long r0, double *W)          \
     {                                                                                              \
-        fb_ls_block(J, r0, W, FB_LS_FC, 0, NULL, DOT);                                             \
+        fb_ls_block(J, r0, W, FB_LS_FC, 0, NULL, DOT, WTS);                                        \
     }                                                                                              \
     FB_NOINLINE ATTR void fb_ls_lin1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)         \
     {                                                                                              \
-        fb_ls_block(J, r0, W, FB_LS_LINEAR, 1, LP1, DOT);                                          \
+        fb_ls_block(J, r0, W, FB_LS_LINEAR, 1, LP1, DOT, WTS);                                     \
     }                                                                                              \
     FB_NOINLINE ATTR void fb_ls_diag1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)        \
     {                                                                                              \
-        fb_ls_block(J, r0, W, FB_LS_DIAG, 1, NULL, DOT);                                           \
+        fb_ls_block(J, r0, W, FB_LS_DIAG, 1, NULL, DOT, WTS);                                      \
     }                                                                                              \
     FB_NOINLINE ATTR void fb_ls_fc1_##SUFFIX(const fb_ls_job *J, long long r0, double *W)          \
     {                                                                                              \
-        fb_ls_block(J, r0, W, FB_LS_FC, 1, NULL, DOT);                                             \
+        fb_ls_block(J, r0, W, FB_LS_FC, 1, NULL, DOT, WTS);                                        \
     }                                                                                              \
     static const fb_ls_driver fb_ls_drivers_##SUFFIX[6] = {                                        \
         fb_ls_lin0_##SUFFIX, fb_ls_diag0_##SUFFIX, fb_ls_fc0_##SUFFIX,                             \
         fb_ls_lin1_##SUFFIX, fb_ls_diag1_##SUFFIX, fb_ls_fc1_##SUFFIX};
 
-FB_DEFINE_LS(base, , NULL, NULL, fb_ls_dot2)
+FB_DEFINE_LS(base, , NULL, NULL, fb_ls_dot2, fb_ls_weights)
 #if FB_HAVE_AVX2_CLONE
 /* the linear drivers of the AVX2 copy take the fused pass J->lp when the call has one
  * (d <= FB_LS_FUSED_D) */
-FB_DEFINE_LS(avx2, FB_TARGET_AVX2, J->lp, J->lp, fb_ls_dot2_avx2)
+FB_DEFINE_LS(avx2, FB_TARGET_AVX2, J->lp, J->lp, fb_ls_dot2_avx2, fb_ls_weights_avx2)
 #endif
 
 int fb_lockstep_block_runs(void)

@@ -90,14 +90,17 @@ def test_margins_past_the_direct_range_use_the_shift():
     _check_against_train(X, y, dict(lrs=[0.5, 1.0, 1.5, 2.0]), common)
 
 
-def test_a_diverging_run_raises_like_train():
+@pytest.mark.parametrize(("model", "lr"), [(None, 0.1), (Diagonal(2), 2.0)], ids=["linear", "diag"])
+def test_a_diverging_run_raises_like_train(model, lr):
     rng = np.random.default_rng(0)  # not separable: too large steps blow the loss up
     X, y = rng.standard_normal((20, 3)), np.sign(rng.standard_normal(20))
-    common = dict(steps=200, reference=None)
+    common = dict(steps=200, reference=None, **({} if model is None else {"model": model}))
+    lrs = [0.001, 0.002, lr, 0.003]
+    assert lockstep.lockstep_eligible([dict(lr=a) for a in lrs], common)
     with pytest.raises(DivergenceError) as batch_err:
-        fb.train_batch(X, y, lrs=[0.001, 0.002, 0.1, 0.003], **common)
+        fb.train_batch(X, y, lrs=lrs, **common)
     with pytest.raises(DivergenceError) as single_err:
-        fb.train(X, y, lr=0.1, **common)
+        fb.train(X, y, lr=lr, **common)
     assert batch_err.value.step == single_err.value.step
     assert str(batch_err.value) == str(single_err.value)
 
