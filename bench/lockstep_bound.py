@@ -1,4 +1,4 @@
-"""What bounds the lock-step batches of the Figure 3.1 data (issue 12, item 4).
+"""What bounds the lock-step batches (issue 12, item 4): the Figure 3.1 data, Diagonal(2), FC.
 
     python bench/lockstep_bound.py
 
@@ -17,10 +17,19 @@ in this process:
 * the floating-point operations of the compiled pass (``fb_ls_linpass_0_2``'s loop over the
   samples, counted in ``objdump``'s disassembly of the extension: multiply-adds and
   multiplies, adds, maxima) and the floor they set at the measured throughput;
+* the same throughput with both cores at it (two threads, one ``fp_peak_check`` each): the
+  floors on two cores use this, not half the one-core figure;
 * the lock-step kernel itself, 64 runs x 10^5 steps through ``fb.train_batch`` with one and
-  with two workers, in ns per run-step, and the share of it the exps alone take.
+  with two workers, in ns per run-step, and the share of it the exps alone take;
+* for ``Diagonal(2)`` and ``FullyConnected([50])`` (d = 50, N = 200, 64 runs, 3000 steps, 2
+  workers: the batches of ``bench_models.py::test_train_batch_64_deep_runs``): the
+  multiply-adds and multiplies of a run-step in the lock-step kernel (counted from its loops,
+  ``deep_fma_per_run_step``), the floor they set on two cores, and, measured here, whole
+  batches on the one-run-per-thread path and in lock step: the largest speed-up over the
+  thread path any lock-step kernel doing this arithmetic could reach is threads / floor.
 
-The goal of issue 12 is 8 ns per run-step on 2 cores. Medians of ``--repeat`` rounds.
+The goals of issue 12 are 8 ns per run-step on 2 cores for the Figure 3.1 runs and 3x the
+thread path's throughput for the deep sweeps. Medians of ``--repeat`` rounds.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -66,6 +76,75 @@ def fp_op_ns(which: int, repeat: int) -> float | None:
         _c.fp_peak_check(iters, which)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) / iters * 1e9
+
+
+def fp_peak_one_and_two_cores_ns(repeat: int) -> tuple[float, float] | None:
+    """Median ns per 4-lane multiply-add on one core, and of both cores together (two threads
+    each run ``fp_peak_check(0)``; cffi releases the GIL), timed in alternating rounds so that
+    both see the same machine."""
+    iters = 5_000_000
+    if _c.fp_peak_check(1000, 0) is None:
+        return None
+    one, two = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        _c.fp_peak_check(iters, 0)
+        one.append(time.perf_counter() - t0)
+        threads = [threading.Thread(target=_c.fp_peak_check, args=(iters, 0)) for _ in range(2)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        two.append(time.perf_counter() - t0)
+    return (statistics.median(one) / (10 * iters) * 1e9,
+            statistics.median(two) / (2 * 10 * iters) * 1e9)  # fmt: skip
+
+
+def deep_fma_per_run_step(model: str, N: int, d: int, width: int, exp_ops: int) -> int:
+    """Multiply-adds and multiplies (one lane each) of one run-step of ``fb_ls_block`` in
+    csrc/fb_lockstep_f64.c, exponential loss, direct mode, rule 0, for ``"diag"``
+    (``Diagonal(2)``, parameters w_1, w_2 of length d) or ``"fc"`` (``FullyConnected([width])``:
+    a d x width matrix W and a vector v), term by term in the kernel's order."""
+    samples = N * d + N * exp_ops + N * d  # margins Z beta, weights, G = Z^T q (fb_ls_dot2)
+    if model == "diag":
+        L = 2
+        predictor = d * (L - 1)  # beta = w_1 w_2
+        vjp = d * (L - 1) + L * d + L * d  # x = prefix suf, suf *= w, ||g||^2
+        update = 2 * L * d  # w += c g, ||theta||^2
+    else:
+        predictor = d * width  # W v
+        vjp = d * width + d + width  # W^T a, ||a||^2, ||v||^2
+        update = d + 2 * d * width + 2 * width  # c a, W += c a v^T and ||W||^2, v likewise
+    return predictor + samples + vjp + update
+
+
+def deep_batch_us(model: str, lockstep: bool, repeat: int) -> float:
+    """Median us per run-step of 64 runs (seeds), N = 200, d = 50, 3000 steps, 2 workers, in
+    lock step or one run per thread (``lockstep_eligible`` patched to refuse)."""
+    import fastbias.optim.batch as batch
+    import fastbias.optim.lockstep as lockstep_mod
+    from fastbias.models import Diagonal, FullyConnected
+
+    X, y = fb.datasets.separable_gaussian(200, 50, margin=0.1, seed=2)
+    mdl = Diagonal(2) if model == "diag" else FullyConnected([50])
+    kw = dict(model=mdl, lr=1e-3 if model == "diag" else 1e-4, reference=None, record=2,
+              n_workers=2)  # fmt: skip
+    eligible, fc_max = batch.lockstep_eligible, lockstep_mod._FC_MAX_PARAMS
+    if lockstep:  # the FC kernel too, past the size where train_batch leaves FC to threads
+        lockstep_mod._FC_MAX_PARAMS = 10**9
+    else:
+        batch.lockstep_eligible = lambda *a, **k: False
+    try:
+        fb.train_batch(X, y, seeds=range(64), steps=10, **kw)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fb.train_batch(X, y, seeds=range(64), steps=3000, **kw)
+            times.append(time.perf_counter() - t0)
+    finally:
+        batch.lockstep_eligible, lockstep_mod._FC_MAX_PARAMS = eligible, fc_max
+    return statistics.median(times) / (64 * 3000) * 1e6
 
 
 FMA_OP = re.compile(r"^v(fn?m(add|sub)\d{3}|mul)pd$")  # the multiply-add pipes' operations
@@ -129,35 +208,52 @@ def main() -> None:
     if t_exp is None:
         print("fb_exp_fma does not run here (no AVX2/FMA, or no C extension)")
         return
+    t_iter = [fp_op_ns(which, args.repeat) for which in (0, 1, 2)]
+    t_fma, t_fma2 = fp_peak_one_and_two_cores_ns(args.repeat)
+    scale2 = t_fma2 / t_fma  # a two-core floor is the one-core floor times this
     floor1 = EXPS_PER_RUN_STEP * t_exp
     print(f"fb_exp_fma, one core: {t_exp:.3f} ns per exp, {4 * t_exp:.2f} ns per 4-lane vector")
     print(f"floor from the exps alone ({EXPS_PER_RUN_STEP} per run-step): "
-          f"{floor1:.1f} ns per run-step on one core, {floor1 / 2:.1f} ns on two")  # fmt: skip
-    t_iter = [fp_op_ns(which, args.repeat) for which in (0, 1, 2)]
-    t_fma = t_iter[0] / 10
+          f"{floor1:.1f} ns per run-step on one core, {floor1 * scale2:.1f} ns on two")  # fmt: skip
     t_add, t_max = (max(0.0, (t - t_iter[0]) / 4) for t in t_iter[1:])
     print(f"vector throughput, one core: {t_fma:.3f} ns per 4-lane multiply-add; beside them "
           f"an add costs {t_add:.3f} ns more, a maximum {t_max:.3f} ns")  # fmt: skip
+    print(f"both cores at once: {t_fma2:.3f} ns per 4-lane multiply-add "
+          f"({t_fma / t_fma2:.2f}x one core)")  # fmt: skip
+    if t_fma2 > 0.75 * t_fma:
+        print("    (both cores ran at less than 1.33x one core: is something else running?)")
     ops = pass_fp_ops()
-    fp_floor1 = None
+    fp_floor1, exp_ops = None, 16
     if ops is not None:
         n_fma, n_add, n_max = ops
+        exp_ops = n_fma - 2 * 2  # the pass at d = 2: 2 for the margin, 2 for G, the rest exp
         per_vector = n_fma * t_fma + n_add * t_add + n_max * t_max
         fp_floor1 = EXPS_PER_RUN_STEP / 4 * per_vector  # a vector of 4 runs
-        floors = f"{fp_floor1:.1f} ns per run-step on one core, {fp_floor1 / 2:.1f} on two"
+        floors = f"{fp_floor1:.1f} ns per run-step on one core, {fp_floor1 * scale2:.1f} on two"
         print(f"the pass (fb_ls_linpass_0_2), per sample and vector of 4 runs: {n_fma} "
               f"multiply-adds and multiplies, {n_add} adds, {n_max} maxima; at that "
               f"throughput {floors}")  # fmt: skip
     for workers in (1, 2):
         t = lockstep_ns(workers, args.repeat)
-        floor = floor1 / workers
+        scale = 1.0 if workers == 1 else scale2
+        floor = floor1 * scale
         label = f"{workers} worker" + ("s" if workers > 1 else "")
         print(f"lock-step, 64 Figure 3.1 runs, {label}: {t:.1f} ns per run-step "
               f"(exps alone {floor:.1f}, {floor / t:.0%} of it)")  # fmt: skip
         if fp_floor1 is not None:
-            print(f"    floating-point floor {fp_floor1 / workers:.1f}: the kernel runs at "
-                  f"{fp_floor1 / workers / t:.0%} of the core's vector throughput")  # fmt: skip
+            print(f"    floating-point floor {fp_floor1 * scale:.1f}: the kernel runs at "
+                  f"{fp_floor1 * scale / t:.0%} of the cores' vector throughput")  # fmt: skip
     print("issue 12 goal: 8 ns per run-step on 2 cores")
+    print("\n64 runs, d = 50, N = 200, 3000 steps, 2 workers (us per run-step):")
+    for model, name in (("diag", "Diagonal(2)"), ("fc", "FullyConnected([50])")):
+        ops = deep_fma_per_run_step(model, 200, 50, 50, exp_ops)
+        floor2 = ops / 4 * t_fma2 / 1e3
+        threads = deep_batch_us(model, False, args.repeat)
+        lock = deep_batch_us(model, True, args.repeat)
+        print(f"{name}: {ops} multiply-adds and multiplies per run-step, floor {floor2:.3f} on "
+              f"two cores; threads {threads:.3f}, lock step {lock:.3f} ({threads / lock:.2f}x, "
+              f"{floor2 / lock:.0%} of the floor); at most {threads / floor2:.2f}x")  # fmt: skip
+    print("issue 12 goal: 3x the thread path")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nmedian of {args.repeat}; load average {load:.2f} on {os.cpu_count()} cores")
 
