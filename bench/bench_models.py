@@ -143,6 +143,27 @@ def test_train_batch_64_figure31_runs(benchmark, mode, monkeypatch):
     benchmark.pedantic(lambda: fb.train_batch(X, y, lrs=lrs, **kw), rounds=3, iterations=1)
 
 
+@pytest.mark.parametrize("mode", ["lockstep", "threads"])
+def test_train_batch_64_datasets(benchmark, mode, monkeypatch):
+    """64 data sets of the Figure 3.1 data's shape (N=16, d=2: the data scaled and jittered),
+    10^5 steps each, 2 workers: in lock step with each run's data in its own lanes against one
+    run per thread. extra_info: run-steps."""
+    import fastbias.optim.batch as batch
+
+    if mode == "threads":
+        monkeypatch.setattr(batch, "lockstep_eligible", lambda *a: False)
+    X, y = fb.datasets.soudry2018()
+    rng = np.random.default_rng(0)
+    datasets = [
+        (X * (1 + 0.2 * rng.random()) + 0.01 * rng.standard_normal(X.shape), y) for _ in range(64)
+    ]
+    kw = dict(lrs=[0.1], steps=100_000, reference=None, record=2, n_workers=2)
+    benchmark.group = "train_batch, 64 data sets of the Figure 3.1 shape, 1e5 steps, 2 workers"
+    benchmark.extra_info["run_steps"] = 64 * 100_000
+    fb.train_batch(datasets=datasets, **{**kw, "steps": 10})
+    benchmark.pedantic(lambda: fb.train_batch(datasets=datasets, **kw), rounds=3, iterations=1)
+
+
 @pytest.mark.parametrize("precision", ["float64", "extended"])
 @pytest.mark.parametrize("job", list(extended_ratio.JOBS))
 def test_extended_precision_step(benchmark, job, precision):

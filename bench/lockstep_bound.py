@@ -14,7 +14,7 @@ in this process:
 * the core's vector floating-point throughput (``fastbias.kernels._c.fp_peak_check``: 10
   independent multiply-add chains per iteration, alone and with 4 chains of adds or of
   maxima beside them), in ns per 4-lane multiply-add and what an add and a maximum add to it;
-* the floating-point operations of the compiled pass (``fb_ls_linpass_0_2``'s loop over the
+* the floating-point operations of the compiled pass (``fb_ls_linpass_0_2_0``'s loop over the
   samples, counted in ``objdump``'s disassembly of the extension: multiply-adds and
   multiplies, adds, maxima) and the floor they set at the measured throughput;
 * the same throughput with both cores at it (two threads, one ``fp_peak_check`` each): the
@@ -160,7 +160,7 @@ ADD_OP = re.compile(r"^v(add|sub)pd$")
 MAX_OP = re.compile(r"^v(max|min)pd$")
 
 
-def pass_fp_ops(symbol: str = "fb_ls_linpass_0_2") -> tuple[int, int, int] | None:
+def pass_fp_ops(symbol: str = "fb_ls_linpass_0_2_0") -> tuple[int, int, int] | None:
     """Multiply-adds and multiplies, adds and subtractions, maxima and minima (4-lane
     vector operations) in one trip of ``symbol``'s innermost loop (the shortest conditional backward
     branch), from objdump's disassembly of the C extension; None without objdump."""
@@ -238,7 +238,7 @@ def main() -> None:
         per_vector = n_fma * t_fma + n_add * t_add + n_max * t_max
         fp_floor1 = EXPS_PER_RUN_STEP / 4 * per_vector  # a vector of 4 runs
         floors = f"{fp_floor1:.1f} ns per run-step on one core, {fp_floor1 * scale2:.1f} on two"
-        print(f"the pass (fb_ls_linpass_0_2), per sample and vector of 4 runs: {n_fma} "
+        print(f"the pass (fb_ls_linpass_0_2_0), per sample and vector of 4 runs: {n_fma} "
               f"multiply-adds and multiplies, {n_add} adds, {n_max} maxima; at that "
               f"throughput {floors}")  # fmt: skip
     for workers in (1, 2):

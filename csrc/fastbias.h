@@ -72,6 +72,8 @@ int fb_gd_conv_f64(const double *ZF, double *theta, long long N, long long d, lo
 
 /* Many runs of one shape in lock step, float64 (csrc/fb_lockstep_f64.c): SIMD lanes = runs.
  * kind 0 linear, 1 diagonal of depth L, 2 fully connected (dims, offsets as fb_gd_fc_f64).
+ * Z: the data rows y_n x_n, (N, d) shared by all runs (per_lane 0), or (Rp, N, d), run r's
+ * own data at Z + r N d (per_lane 1: sweeps over data sets of one shape).
  * theta (P, Rp), lr and floor (Rp), status and fail_step (Rp, zeroed by the caller): lane r is
  * run r; Rp is a multiple of fb_lockstep_block_runs(); blocks [b0, b1) of that many runs are
  * run. rec (K, P, Rp) receives the parameters after steps rec_steps (the steps count from 0).
@@ -79,8 +81,8 @@ int fb_gd_conv_f64(const double *ZF, double *theta, long long N, long long d, lo
  * after step fail_step[r] (the caller reruns such runs on their own). Codes as fb_gd_linear_f64
  * (-6: logistic loss with rule 2). */
 int fb_lockstep_block_runs(void);
-int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long long L,
-                       const long long *dims, const long long *offsets, long long P,
+int fb_gd_lockstep_f64(int kind, const double *Z, int per_lane, long long N, long long d,
+                       long long L, const long long *dims, const long long *offsets, long long P,
                        long long Rp, long long b0, long long b1, double *theta,
                        const double *lr, const double *floor, int loss, int rule,
                        long long n_steps, const long long *rec_steps, long long K, double *rec,

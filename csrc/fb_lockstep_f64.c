@@ -23,6 +23,12 @@
  * on its own with train, which reproduces the single-run behaviour exactly. Blocks are
  * independent: [b0, b1) lets the caller split them over threads (cffi releases the GIL).
  *
+ * Data: shared by all runs (Z (N, d), each element broadcast against the block's vectors), or
+ * per run (sweeps over data sets of one shape: run r's rows at Z + r N d). Per run, a block
+ * keeps its runs' data lane by lane, (N, d, 16) and transposed (d, N, 16), and the products
+ * with the data load them as vectors instead of broadcasting a shared element (the same
+ * arithmetic, lane by lane: a run's iterates do not depend on the other runs' data).
+ *
  * Models: 0 linear (theta = w), 1 diagonal of depth L (theta = [w_1 .. w_L], beta = their
  * product), 2 fully connected with dims[0..L-1] (layer l < L-1 a dims[l] x dims[l+1] matrix,
  * row-major, the last a vector), the layouts of fastbias.models.
@@ -54,8 +60,10 @@ enum { FB_LS_LINEAR = 0, FB_LS_DIAG = 1, FB_LS_FC = 2 };
 
 typedef struct fb_ls_job_s {
     int kind, loss, rule;
-    const double *Z, *ZT; /* (N, d) and (d, N) */
-    const double *ZB;     /* linear, d <= FB_LS_FUSED_D: Z[n, j] broadcast, (N, d, 4) */
+    const double *Z, *ZT; /* (N, d) and (d, N); per run: (N, d, 16) and (d, N, 16) */
+    const double *ZB;     /* linear, d <= FB_LS_FUSED_D: Z[n, j] broadcast, (N, d, 4), or
+                           * per run the block's (N, d, 16) */
+    long long zs;         /* 1, or FB_LS_RUNS with data per run (the lanes of one element) */
     long long N, d, P, L, Rp, width;
     const long long *dims, *offsets;
     double *theta;
@@ -193,33 +201,51 @@ FB_INLINE FB_TARGET_AVX2 fb_lv fb_ls_weights_avx2(fb_lv m, const fb_lv *shift, c
 
 /* o0 = sum_i z0[i] x[i], o1 = sum_i z1[i] x[i] over i < n for the block's lanes x[i]
  * (FB_LS_RUNS doubles each, contiguous): the inner products of two rows of the shared data
- * with the block's vectors. Written out with eight named accumulators (FB_LS_RV = 4): kept
- * in an array of structs, GCC spills them to memory in every iteration. */
+ * with the block's vectors; with lanes, z0 and z1 are rows of the block's own data, lane by
+ * lane like x (FB_LS_RUNS doubles per i). Written out with eight named accumulators
+ * (FB_LS_RV = 4): kept in an array of structs, GCC spills them to memory in every iteration. */
 FB_INLINE void fb_ls_dot2(const double *FB_RESTRICT x, const double *z0, const double *z1,
-                          long long n, fb_lv *o0, fb_lv *o1)
+                          long long n, int lanes, fb_lv *o0, fb_lv *o1)
 {
     fb_vd a0 = fb_splat(0.0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
     long long i;
-    for (i = 0; i < n; ++i) {
-        const double *p = x + i * FB_LS_RUNS;
-        const fb_vd u = fb_splat(z0[i]), w = fb_splat(z1[i]);
-        const fb_vd b0 = fb_load(p), b1 = fb_load(p + FB_V), b2 = fb_load(p + 2 * FB_V);
-        const fb_vd b3 = fb_load(p + 3 * FB_V);
-        a0 += u * b0;
-        a1 += u * b1;
-        a2 += u * b2;
-        a3 += u * b3;
-        c0 += w * b0;
-        c1 += w * b1;
-        c2 += w * b2;
-        c3 += w * b3;
+    if (lanes) {
+        for (i = 0; i < n; ++i) {
+            const double *p = x + i * FB_LS_RUNS, *u = z0 + i * FB_LS_RUNS;
+            const double *w = z1 + i * FB_LS_RUNS;
+            const fb_vd b0 = fb_load(p), b1 = fb_load(p + FB_V), b2 = fb_load(p + 2 * FB_V);
+            const fb_vd b3 = fb_load(p + 3 * FB_V);
+            a0 += fb_load(u) * b0;
+            a1 += fb_load(u + FB_V) * b1;
+            a2 += fb_load(u + 2 * FB_V) * b2;
+            a3 += fb_load(u + 3 * FB_V) * b3;
+            c0 += fb_load(w) * b0;
+            c1 += fb_load(w + FB_V) * b1;
+            c2 += fb_load(w + 2 * FB_V) * b2;
+            c3 += fb_load(w + 3 * FB_V) * b3;
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            const double *p = x + i * FB_LS_RUNS;
+            const fb_vd u = fb_splat(z0[i]), w = fb_splat(z1[i]);
+            const fb_vd b0 = fb_load(p), b1 = fb_load(p + FB_V), b2 = fb_load(p + 2 * FB_V);
+            const fb_vd b3 = fb_load(p + 3 * FB_V);
+            a0 += u * b0;
+            a1 += u * b1;
+            a2 += u * b2;
+            a3 += u * b3;
+            c0 += w * b0;
+            c1 += w * b1;
+            c2 += w * b2;
+            c3 += w * b3;
+        }
     }
     o0->v[0] = a0, o0->v[1] = a1, o0->v[2] = a2, o0->v[3] = a3;
     o1->v[0] = c0, o1->v[1] = c1, o1->v[2] = c2, o1->v[3] = c3;
 }
 
-typedef void (*fb_ls_dot2_fn)(const double *, const double *, const double *, long long, fb_lv *,
-                              fb_lv *);
+typedef void (*fb_ls_dot2_fn)(const double *, const double *, const double *, long long, int,
+                              fb_lv *, fb_lv *);
 
 #if FB_HAVE_AVX2_CLONE
 /* fb_ls_dot2 in the AVX2 copy, the same arithmetic: the block's four vectors loaded once into
@@ -229,26 +255,44 @@ typedef void (*fb_ls_dot2_fn)(const double *, const double *, const double *, lo
  * loop is bound by the two FMA pipes (llvm-mca -mcpu=znver3: 4.0 cycles per iteration against
  * 11 before). */
 FB_INLINE FB_TARGET_AVX2 void fb_ls_dot2_avx2(const double *FB_RESTRICT x, const double *z0,
-                                              const double *z1, long long n, fb_lv *o0,
-                                              fb_lv *o1)
+                                              const double *z1, long long n, int lanes,
+                                              fb_lv *o0, fb_lv *o1)
 {
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0;
     __m256d c3 = a0;
     long long i;
-    for (i = 0; i < n; ++i) {
-        const double *p = x + i * FB_LS_RUNS;
-        __m256d b0 = _mm256_loadu_pd(p), b1 = _mm256_loadu_pd(p + FB_V);
-        __m256d b2 = _mm256_loadu_pd(p + 2 * FB_V), b3 = _mm256_loadu_pd(p + 3 * FB_V);
-        const __m256d u = _mm256_broadcast_sd(z0 + i), w = _mm256_broadcast_sd(z1 + i);
-        __asm__("" : "+x"(b0), "+x"(b1), "+x"(b2), "+x"(b3));
-        a0 = _mm256_fmadd_pd(u, b0, a0);
-        a1 = _mm256_fmadd_pd(u, b1, a1);
-        a2 = _mm256_fmadd_pd(u, b2, a2);
-        a3 = _mm256_fmadd_pd(u, b3, a3);
-        c0 = _mm256_fmadd_pd(w, b0, c0);
-        c1 = _mm256_fmadd_pd(w, b1, c1);
-        c2 = _mm256_fmadd_pd(w, b2, c2);
-        c3 = _mm256_fmadd_pd(w, b3, c3);
+    if (lanes) { /* data per run: 12 loads per 8 multiply-adds */
+        for (i = 0; i < n; ++i) {
+            const double *p = x + i * FB_LS_RUNS, *u = z0 + i * FB_LS_RUNS;
+            const double *w = z1 + i * FB_LS_RUNS;
+            __m256d b0 = _mm256_loadu_pd(p), b1 = _mm256_loadu_pd(p + FB_V);
+            __m256d b2 = _mm256_loadu_pd(p + 2 * FB_V), b3 = _mm256_loadu_pd(p + 3 * FB_V);
+            __asm__("" : "+x"(b0), "+x"(b1), "+x"(b2), "+x"(b3));
+            a0 = _mm256_fmadd_pd(_mm256_loadu_pd(u), b0, a0);
+            a1 = _mm256_fmadd_pd(_mm256_loadu_pd(u + FB_V), b1, a1);
+            a2 = _mm256_fmadd_pd(_mm256_loadu_pd(u + 2 * FB_V), b2, a2);
+            a3 = _mm256_fmadd_pd(_mm256_loadu_pd(u + 3 * FB_V), b3, a3);
+            c0 = _mm256_fmadd_pd(_mm256_loadu_pd(w), b0, c0);
+            c1 = _mm256_fmadd_pd(_mm256_loadu_pd(w + FB_V), b1, c1);
+            c2 = _mm256_fmadd_pd(_mm256_loadu_pd(w + 2 * FB_V), b2, c2);
+            c3 = _mm256_fmadd_pd(_mm256_loadu_pd(w + 3 * FB_V), b3, c3);
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            const double *p = x + i * FB_LS_RUNS;
+            __m256d b0 = _mm256_loadu_pd(p), b1 = _mm256_loadu_pd(p + FB_V);
+            __m256d b2 = _mm256_loadu_pd(p + 2 * FB_V), b3 = _mm256_loadu_pd(p + 3 * FB_V);
+            const __m256d u = _mm256_broadcast_sd(z0 + i), w = _mm256_broadcast_sd(z1 + i);
+            __asm__("" : "+x"(b0), "+x"(b1), "+x"(b2), "+x"(b3));
+            a0 = _mm256_fmadd_pd(u, b0, a0);
+            a1 = _mm256_fmadd_pd(u, b1, a1);
+            a2 = _mm256_fmadd_pd(u, b2, a2);
+            a3 = _mm256_fmadd_pd(u, b3, a3);
+            c0 = _mm256_fmadd_pd(w, b0, c0);
+            c1 = _mm256_fmadd_pd(w, b1, c1);
+            c2 = _mm256_fmadd_pd(w, b2, c2);
+            c3 = _mm256_fmadd_pd(w, b3, c3);
+        }
     }
     o0->v[0] = (fb_vd)a0, o0->v[1] = (fb_vd)a1, o0->v[2] = (fb_vd)a2, o0->v[3] = (fb_vd)a3;
     o1->v[0] = (fb_vd)c0, o1->v[1] = (fb_vd)c1, o1->v[2] = (fb_vd)c2, o1->v[3] = (fb_vd)c3;
@@ -269,8 +313,8 @@ FB_INLINE void fb_ls_pass(const fb_ls_job *J, const double *beta, double *q, con
     int v;
     for (n = 0; n < N; n += 2) {
         const int two = n + 1 < N;
-        const double *z0 = J->Z + n * d, *z1 = two ? z0 + d : z0;
-        dot(beta, z0, z1, d, &acc0, &acc1);
+        const double *z0 = J->Z + n * d * J->zs, *z1 = two ? z0 + d * J->zs : z0;
+        dot(beta, z0, z1, d, J->zs != 1, &acc0, &acc1);
         if (scan) { /* (a NaN margin is dropped by the minimum; the gradient test flags it) */
             FB_LV_FOR s->v[v] = fb_vmin(fb_vmin(acc0.v[v], acc1.v[v]), s->v[v]);
         }
@@ -305,7 +349,8 @@ FB_INLINE void fb_ls_pass(const fb_ls_job *J, const double *beta, double *q, con
 #if FB_HAVE_AVX2_CLONE
 FB_INLINE FB_TARGET_AVX2 void fb_ls_linpass_impl(const fb_ls_job *J, const double *th,
                                                   double *G, double *s_out, double *tot_out,
-                                                  const int loss, const long long d)
+                                                  const int loss, const long long d,
+                                                  const int lanes)
 {
     const long long N = J->N, Rp = J->Rp;
     const __m256d one = _mm256_set1_pd(1.0);
@@ -320,10 +365,12 @@ FB_INLINE FB_TARGET_AVX2 void fb_ls_linpass_impl(const fb_ls_job *J, const doubl
             g[j] = _mm256_setzero_pd();
         }
         for (n = 0; n < N; ++n) {
-            const double *zb = J->ZB + n * d * FB_V;
+            /* Z[n, j] for this vector's runs: broadcast (FB_V copies) or the block's lanes */
+            const long long zj = lanes ? FB_LS_RUNS : FB_V;
+            const double *zb = J->ZB + n * d * zj + (lanes ? FB_V * v : 0);
             __m256d x = _mm256_mul_pd(_mm256_load_pd(zb), w[0]), q;
             for (j = 1; j < d; ++j) {
-                x = _mm256_fmadd_pd(_mm256_load_pd(zb + FB_V * j), w[j], x);
+                x = _mm256_fmadd_pd(_mm256_load_pd(zb + zj * j), w[j], x);
             }
             xm = _mm256_max_pd(x, xm);
             if (loss == 0) {
@@ -335,7 +382,7 @@ FB_INLINE FB_TARGET_AVX2 void fb_ls_linpass_impl(const fb_ls_job *J, const doubl
             }
             tot = _mm256_add_pd(tot, q);
             for (j = 0; j < d; ++j) {
-                g[j] = _mm256_fmadd_pd(_mm256_load_pd(zb + FB_V * j), q, g[j]);
+                g[j] = _mm256_fmadd_pd(_mm256_load_pd(zb + zj * j), q, g[j]);
             }
         }
         for (j = 0; j < d; ++j) {
@@ -346,28 +393,32 @@ FB_INLINE FB_TARGET_AVX2 void fb_ls_linpass_impl(const fb_ls_job *J, const doubl
     }
 }
 
-#define FB_LS_LINPASS(LOSS, D)                                                                  \
-    FB_NOINLINE FB_TARGET_AVX2 void fb_ls_linpass_##LOSS##_##D(                                 \
+#define FB_LS_LINPASS(LOSS, D, LANES)                                                           \
+    FB_NOINLINE FB_TARGET_AVX2 void fb_ls_linpass_##LOSS##_##D##_##LANES(                       \
         const fb_ls_job *J, const double *th, double *G, double *s, double *tot)                \
     {                                                                                           \
-        fb_ls_linpass_impl(J, th, G, s, tot, LOSS, D);                                          \
+        fb_ls_linpass_impl(J, th, G, s, tot, LOSS, D, LANES);                                   \
     }
-FB_LS_LINPASS(0, 1)
-FB_LS_LINPASS(0, 2)
-FB_LS_LINPASS(0, 3)
-FB_LS_LINPASS(0, 4)
-FB_LS_LINPASS(1, 1)
-FB_LS_LINPASS(1, 2)
-FB_LS_LINPASS(1, 3)
-FB_LS_LINPASS(1, 4)
+#define FB_LS_LINPASSES(LOSS, LANES)                                                            \
+    FB_LS_LINPASS(LOSS, 1, LANES)                                                               \
+    FB_LS_LINPASS(LOSS, 2, LANES)                                                               \
+    FB_LS_LINPASS(LOSS, 3, LANES)                                                               \
+    FB_LS_LINPASS(LOSS, 4, LANES)
+FB_LS_LINPASSES(0, 0)
+FB_LS_LINPASSES(1, 0)
+FB_LS_LINPASSES(0, 1)
+FB_LS_LINPASSES(1, 1)
 #endif
 
 typedef void (*fb_ls_linpass)(const fb_ls_job *, const double *, double *, double *, double *);
 
 #if FB_HAVE_AVX2_CLONE
-static const fb_ls_linpass fb_ls_linpasses[2][FB_LS_FUSED_D] = {
-    {fb_ls_linpass_0_1, fb_ls_linpass_0_2, fb_ls_linpass_0_3, fb_ls_linpass_0_4},
-    {fb_ls_linpass_1_1, fb_ls_linpass_1_2, fb_ls_linpass_1_3, fb_ls_linpass_1_4}};
+/* [per-run data][loss][d - 1] */
+static const fb_ls_linpass fb_ls_linpasses[2][2][FB_LS_FUSED_D] = {
+    {{fb_ls_linpass_0_1_0, fb_ls_linpass_0_2_0, fb_ls_linpass_0_3_0, fb_ls_linpass_0_4_0},
+     {fb_ls_linpass_1_1_0, fb_ls_linpass_1_2_0, fb_ls_linpass_1_3_0, fb_ls_linpass_1_4_0}},
+    {{fb_ls_linpass_0_1_1, fb_ls_linpass_0_2_1, fb_ls_linpass_0_3_1, fb_ls_linpass_0_4_1},
+     {fb_ls_linpass_1_1_1, fb_ls_linpass_1_2_1, fb_ls_linpass_1_3_1, fb_ls_linpass_1_4_1}}};
 #endif
 
 FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const int kind,
@@ -480,9 +531,9 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
         /* ---- G = Z^T q, two coordinates at a time (done by the fused pass unless shifted) */
         for (j = 0; j < d && !(kind == FB_LS_LINEAR && lp != NULL && !shifted); j += 2) {
             const int two = j + 1 < d;
-            const double *z0 = J->ZT + j * N, *z1 = two ? z0 + N : z0;
+            const double *z0 = J->ZT + j * N * J->zs, *z1 = two ? z0 + N * J->zs : z0;
             fb_lv a0, a1;
-            dot(qb, z0, z1, N, &a0, &a1);
+            dot(qb, z0, z1, N, J->zs != 1, &a0, &a1);
             fb_lv_store(G + j * FB_LS_RUNS, a0);
             if (two) {
                 fb_lv_store(G + (j + 1) * FB_LS_RUNS, a1);
@@ -675,8 +726,25 @@ int fb_lockstep_block_runs(void)
     return FB_LS_RUNS;
 }
 
-int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long long L,
-                       const long long *dims, const long long *offsets, long long P,
+/* The block's data, per run: run r0 + i's Z[n, j] at ZL[(n d + j) FB_LS_RUNS + i] and
+ * ZTL[(j N + n) FB_LS_RUNS + i], from Z (Rp, N, d) */
+static void fb_ls_block_data(const double *Z, long long N, long long d, long long r0, double *ZL,
+                             double *ZTL)
+{
+    long long n, j, i;
+    for (i = 0; i < FB_LS_RUNS; ++i) {
+        const double *Zr = Z + (r0 + i) * N * d;
+        for (n = 0; n < N; ++n) {
+            for (j = 0; j < d; ++j) {
+                ZL[(n * d + j) * FB_LS_RUNS + i] = Zr[n * d + j];
+                ZTL[(j * N + n) * FB_LS_RUNS + i] = Zr[n * d + j];
+            }
+        }
+    }
+}
+
+int fb_gd_lockstep_f64(int kind, const double *Z, int per_lane, long long N, long long d,
+                       long long L, const long long *dims, const long long *offsets, long long P,
                        long long Rp, long long b0, long long b1, double *theta,
                        const double *lr, const double *floor, int loss, int rule,
                        long long n_steps, const long long *rec_steps, long long K, double *rec,
@@ -690,7 +758,8 @@ int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long
     if (Z == NULL || theta == NULL || lr == NULL || floor == NULL || status == NULL
         || fail_step == NULL || N < 1 || d < 1 || L < 1 || P < 1 || Rp < 1
         || Rp % FB_LS_RUNS != 0 || b0 < 0 || b1 > Rp / FB_LS_RUNS || n_steps < 0 || K < 0
-        || (K > 0 && (rec_steps == NULL || rec == NULL)) || kind < 0 || kind > 2) {
+        || (K > 0 && (rec_steps == NULL || rec == NULL)) || kind < 0 || kind > 2
+        || (per_lane != 0 && per_lane != 1)) {
         return -1;
     }
     if (loss != 0 && loss != 1) {
@@ -732,23 +801,33 @@ int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long
     J.rec = rec;
     J.status = status;
     J.fail = fail_step;
-    ZT = fb_alloc((size_t)(N * d));
+    J.zs = per_lane ? FB_LS_RUNS : 1;
+    /* the transposed data (d, N), or per run the block's two copies (N, d, 16), (d, N, 16) */
+    ZT = fb_alloc((size_t)(N * d * (per_lane ? 2 * FB_LS_RUNS : 1)));
     W = fb_alloc((size_t)fb_ls_scratch(&J));
     if (ZT == NULL || W == NULL) {
         fb_free(ZT);
         fb_free(W);
         return -4;
     }
-    for (n = 0; n < N; ++n) {
-        for (j = 0; j < d; ++j) {
-            ZT[j * N + n] = Z[n * d + j];
+    if (per_lane) {
+        J.Z = J.ZB = ZT;
+        J.ZT = ZT + N * d * FB_LS_RUNS;
+    } else {
+        for (n = 0; n < N; ++n) {
+            for (j = 0; j < d; ++j) {
+                ZT[j * N + n] = Z[n * d + j];
+            }
         }
+        J.ZT = ZT;
     }
-    J.ZT = ZT;
 #if FB_HAVE_AVX2_CLONE
     if (fb_use_avx2()) {
         drivers = fb_ls_drivers_avx2;
         if (kind == FB_LS_LINEAR && d <= FB_LS_FUSED_D) {
+            J.lp = fb_ls_linpasses[per_lane][loss][d - 1];
+        }
+        if (kind == FB_LS_LINEAR && d <= FB_LS_FUSED_D && !per_lane) {
             ZB = fb_alloc((size_t)(N * d * FB_V));
             if (ZB == NULL) {
                 fb_free(ZT);
@@ -761,11 +840,13 @@ int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long
                 }
             }
             J.ZB = ZB;
-            J.lp = fb_ls_linpasses[loss][d - 1];
         }
     }
 #endif
     for (b = b0; b < b1; ++b) {
+        if (per_lane) {
+            fb_ls_block_data(Z, N, d, b * FB_LS_RUNS, ZT, ZT + N * d * FB_LS_RUNS);
+        }
         drivers[3 * loss + kind](&J, b * FB_LS_RUNS, W);
     }
     fb_free(ZB);
@@ -839,8 +920,8 @@ int fb_lockstep_block_runs(void)
     return 16;
 }
 
-int fb_gd_lockstep_f64(int kind, const double *Z, long long N, long long d, long long L,
-                       const long long *dims, const long long *offsets, long long P,
+int fb_gd_lockstep_f64(int kind, const double *Z, int per_lane, long long N, long long d,
+                       long long L, const long long *dims, const long long *offsets, long long P,
                        long long Rp, long long b0, long long b1, double *theta,
                        const double *lr, const double *floor, int loss, int rule,
                        long long n_steps, const long long *rec_steps, long long K, double *rec,

@@ -32,8 +32,13 @@ def _check_against_train(X, y, grid, common, rtol=RTOL):
     cfgs = _grid_cfgs(**grid)
     assert lockstep.lockstep_eligible(cfgs, {"progress": False, **common})
     runs = fb.train_batch(X, y, **grid, **common)
-    assert len(runs) == len(cfgs)
-    for cfg, got in zip(cfgs, runs, strict=True):
+    _check_runs(runs, [(X, y, cfg) for cfg in cfgs], common, rtol)
+
+
+def _check_runs(runs, jobs, common, rtol=RTOL):
+    """runs[i] equals train(X, y, **common, **cfg) for jobs[i] = (X, y, cfg), to rtol."""
+    assert len(runs) == len(jobs)
+    for (X, y, cfg), got in zip(jobs, runs, strict=True):
         want = fb.train(X, y, **common, **cfg)
         a, b = np.asarray(want.history.iterates), np.asarray(got.history.iterates)
         np.testing.assert_array_equal(want.history["step"], got.history["step"])
@@ -48,6 +53,29 @@ def _check_against_train(X, y, grid, common, rtol=RTOL):
         assert got.log_coef_norm == pytest.approx(want.log_coef_norm, rel=1e-12)
         assert got.settings == want.settings and got.status == want.status
         assert got.steps_done == want.steps_done
+
+
+def _spy_lockstep(monkeypatch):
+    """A list that gets, for each lock-step kernel call of train_batch, whether its runs had
+    data of their own (the kernel's per-lane mode)."""
+    import fastbias.optim.batch as batch
+
+    calls, real = [], lockstep.train_lockstep
+
+    def spy(specs, n_workers):
+        calls.append(any(s.X is not specs[0].X for s in specs))
+        return real(specs, n_workers)
+
+    monkeypatch.setattr(batch, "train_lockstep", spy)
+    return calls
+
+
+def _check_datasets_against_train(datasets, grid, common, monkeypatch, rtol=RTOL):
+    calls = _spy_lockstep(monkeypatch)
+    runs = fb.train_batch(datasets=datasets, **grid, **common)
+    assert calls == [True]  # one lock-step call, each run on its own data
+    jobs = [(X, y, cfg) for X, y in datasets for cfg in _grid_cfgs(**grid)]
+    _check_runs(runs, jobs, common, rtol)
 
 
 @pytest.mark.parametrize(
@@ -229,3 +257,121 @@ def test_step_size_sweeps_with_theorem4_get_their_histories_in_one_pass(monkeypa
             np.testing.assert_array_equal(a.history[key], b.history[key], err_msg=key)
         assert a.history.meta == b.history.meta and a.status == b.status
     _check_against_train(X, y, grid, common)
+
+
+# ---- sweeps over data sets of one shape: each run's data in its own lanes ----
+
+
+def _draws(n, N, d, seed=0):
+    return [random_separable(N, d, seed=seed + k) for k in range(n)]
+
+
+@pytest.mark.parametrize(
+    "model, N, d, loss, lrs",
+    [(None, 16, 2, "exp", [0.05, 0.2]), (None, 16, 2, "logistic", [0.05, 0.2]),
+     (None, 23, 6, "exp", [5e-3, 0.01]), (Diagonal(2), 21, 5, "exp", [2e-3, 5e-3]),
+     (Diagonal(2), 21, 5, "logistic", [2e-3, 5e-3]),
+     (FullyConnected([4]), 19, 5, "exp", [2e-3, 5e-3])],
+    ids=["linear-fused-exp", "linear-fused-logistic", "linear-d6", "diag", "diag-logistic", "fc"],
+)  # fmt: skip
+def test_dataset_sweeps_equal_train(model, N, d, loss, lrs, monkeypatch):
+    """9 data sets x 2 step sizes: 18 runs in two blocks (the second padded), every one equal
+    to train on its own data: the fused linear pass (d <= 4), the general pass and the deep
+    models read each lane's own data."""
+    common = dict(steps=600, loss=loss, reference=None, **({"model": model} if model else {}))
+    _check_datasets_against_train(_draws(9, N, d), dict(lrs=lrs), common, monkeypatch)
+
+
+def test_dataset_sweeps_past_the_direct_range_use_each_runs_shift(monkeypatch):
+    """Loss-scaled steps push the margins past 300 at different steps on different data: the
+    shifted pass reads the lanes' own data too."""
+    common = dict(steps=2000, step_rule="loss-scaled", reference=None)
+    X, y = fb.datasets.soudry2018()
+    datasets = [(X * scale, y) for scale in (1.0, 1.3, 1.7, 2.2, 3.0)]
+    runs = fb.train_batch(datasets=datasets, lrs=[1.0, 2.0], **common)
+    assert max(r.history["min_margin"][-1] for r in runs) > 300
+    _check_datasets_against_train(datasets, dict(lrs=[1.0, 2.0]), common, monkeypatch)
+
+
+def test_dataset_sweeps_with_their_own_references(monkeypatch):
+    """The default reference: each data set's max-margin solution (and Theorem 4's w_tilde per
+    run), and the histories measured against it."""
+    datasets = _draws(4, 18, 3, seed=60)
+    common = dict(steps=800)
+    _check_datasets_against_train(datasets, dict(lrs=[0.01, 0.03]), common, monkeypatch)
+    runs = fb.train_batch(datasets=datasets, lrs=[0.01])
+    refs = [np.asarray(r.reference.coef) for r in runs]
+    assert not np.allclose(refs[0], refs[1])
+
+
+@pytest.mark.parametrize("model", [None, Diagonal(2)], ids=["linear", "diag"])
+def test_per_lane_data_gives_the_shared_kernels_bits(model, monkeypatch):
+    """Equal data given lane by lane: the same arithmetic as the shared-data kernel, bit for
+    bit (a copy of the data is taken as per-lane data once _same compares identities)."""
+    X, y = random_separable(20, 3, seed=3)
+    common = dict(steps=400, reference=None, lrs=[0.01, 0.02, 0.03, 0.04, 0.05])
+    if model is not None:
+        common["model"] = model
+    shared = fb.train_batch(X, y, **common)
+    monkeypatch.setattr(lockstep, "_same", lambda a, b: a is b)
+    calls = _spy_lockstep(monkeypatch)
+    lanes = fb.train_batch(datasets=[(X.copy(), y.copy())], **common)
+    assert calls == [False]  # one data set: its runs share it
+    both = fb.train_batch(datasets=[(X.copy(), y.copy()), (X.copy(), y.copy())], **common)
+    assert calls == [False, True]
+    for a, b, c in zip(shared, lanes, both, strict=False):
+        np.testing.assert_array_equal(a.history.iterates, b.history.iterates)
+        np.testing.assert_array_equal(a.history.iterates, c.history.iterates)
+    for a, c in zip(shared, both[5:], strict=True):
+        np.testing.assert_array_equal(a.history.iterates, c.history.iterates)
+
+
+def test_a_diverging_data_set_raises_like_train():
+    rng = np.random.default_rng(0)  # as test_a_diverging_run_raises_like_train
+    datasets = _draws(3, 20, 3) + [(rng.standard_normal((20, 3)), np.sign(rng.standard_normal(20)))]
+    common = dict(steps=200, reference=None, lrs=[0.1])
+    X, y = datasets[3]  # not separable: the loss blows up
+    with pytest.raises(DivergenceError) as batch_err:
+        fb.train_batch(datasets=datasets, **common)
+    with pytest.raises(DivergenceError) as single_err:
+        fb.train(X, y, lr=0.1, steps=200, reference=None)
+    assert str(batch_err.value) == str(single_err.value)
+
+
+def test_data_sets_of_other_shapes_go_one_per_thread(monkeypatch):
+    datasets = [random_separable(20, 3, seed=1), random_separable(25, 3, seed=2)]
+    calls = _spy_lockstep(monkeypatch)
+    runs = fb.train_batch(datasets=datasets, lrs=[0.1, 0.2, 0.3], steps=300, reference=None)
+    assert calls == []
+    for (X, y), lr, got in zip(
+        [p for p in datasets for _ in range(3)], [0.1, 0.2, 0.3] * 2, runs, strict=True
+    ):
+        want = fb.train(X, y, lr=lr, steps=300, reference=None)
+        np.testing.assert_array_equal(got.history.iterates, want.history.iterates)
+
+
+def test_large_data_sets_go_one_per_thread(monkeypatch):
+    """Past lanes_fit (N d = 600 > 512) a block's copies of its runs' data would not stay in
+    the L2: one run per thread instead, bit for bit train's."""
+    assert lockstep.lanes_fit(32, 16) and not lockstep.lanes_fit(60, 10)
+    datasets = _draws(4, 60, 10, seed=70)
+    calls = _spy_lockstep(monkeypatch)
+    runs = fb.train_batch(datasets=datasets, lrs=[5e-3], steps=200, reference=None)
+    assert calls == []
+    for (X, y), got in zip(datasets, runs, strict=True):
+        want = fb.train(X, y, lr=5e-3, steps=200, reference=None)
+        np.testing.assert_array_equal(got.history.iterates, want.history.iterates)
+
+
+def test_datasets_bad_input():
+    X, y = random_separable(10, 2, seed=0)
+    with pytest.raises(ValueError, match="either X, y or datasets"):
+        fb.train_batch(X, y, datasets=[(X, y)], lrs=[0.1])
+    with pytest.raises(ValueError, match="datasets is empty"):
+        fb.train_batch(datasets=[], lrs=[0.1])
+    with pytest.raises(TypeError, match=r"datasets\[1\] must be an \(X, y\) pair"):
+        fb.train_batch(datasets=[(X, y), X], lrs=[0.1])
+    with pytest.raises(TypeError, match="sequence of"):
+        fb.train_batch(datasets=np.stack([X, X]), lrs=[0.1])
+    with pytest.raises(ValueError, match="needs the data"):
+        fb.train_batch(lrs=[0.1])

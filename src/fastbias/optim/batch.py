@@ -24,7 +24,7 @@ from ..kernels import C_THREADS
 from .driver import execute
 from .gd import train_spec
 from .history import Run
-from .lockstep import lockstep_eligible, lockstep_specs, train_lockstep
+from .lockstep import lanes_fit, lockstep_eligible, lockstep_specs, train_lockstep
 from .spec import RunSpec
 
 __all__ = ["train_batch", "execute_many"]
@@ -52,9 +52,10 @@ def _grid(seeds, init_scales, lrs, configs) -> list[dict[str, Any]]:
 
 
 def train_batch(
-    X,
+    X=None,
     y=None,
     *,
+    datasets: Sequence[tuple[Any, Any]] | None = None,
     seeds: Sequence[int] | None = None,
     init_scales: Sequence[float] | None = None,
     lrs: Sequence[float] | None = None,
@@ -66,36 +67,73 @@ def train_batch(
     (those given), or for every dict in ``configs``, on ``n_workers`` threads.
 
     ``common`` holds the arguments shared by all runs (``model``, ``loss``, ``steps``, ...).
+    ``datasets``, a sequence of ``(X, y)`` pairs given instead of ``X, y``, makes the data one
+    more axis of the grid, the outermost: every run of the grid on every data set (for
+    instance many draws of a random data set). Data sets of one shape go in lock step
+    together, each run with its own data.
     Results are in grid order (``itertools.product`` of the given axes) and equal to calling
     :func:`fastbias.train` one run at a time: bit for bit for runs that go one per thread
     (here every run's C kernel is serial, while ``train``'s float64 linear kernel takes OpenMP
     threads by itself on large problems; its results do not depend on the thread count);
     runs made in lock step (float64 GD of Linear, Diagonal, FullyConnected over
-    seeds, init scales, step sizes: :mod:`fastbias.optim.lockstep`) to round-off, 1e-12 or
-    better. ``n_workers`` defaults to the number of cores.
+    seeds, init scales, step sizes, and data sets of one shape with ``N * d <= 512``:
+    :mod:`fastbias.optim.lockstep`) to round-off, 1e-12 or better. ``n_workers`` defaults to
+    the number of cores.
     """
     runs = _grid(seeds, init_scales, lrs, configs)
+    # one read-only copy of each data set for every spec (not one per run)
+    data = [(_shared(Xk), yk) for Xk, yk in _datasets(X, y, datasets)]
     common.setdefault("progress", False)
     if n_workers is None:
         workers = os.cpu_count() or 1
     else:
         workers = check_positive_int(n_workers, "n_workers")
-    X = _shared(X)  # one read-only copy of the data for every spec (not one per run)
-    d = X.shape[1] if isinstance(X, np.ndarray) and X.ndim == 2 else None
-    if lockstep_eligible(runs, common, d):  # one kernel, SIMD lanes = runs
+    n_runs = len(data) * len(runs)
+    shape = _one_shape(data)
+    d = None if shape is None else shape[1]
+    # several data sets: each run's data in its own lanes, for data sets that fit (lanes_fit)
+    fits = len(data) == 1 or (shape is not None and lanes_fit(*shape))
+    if fits and lockstep_eligible(runs * len(data), common, d):
         spec_args = {k: v for k, v in common.items() if k not in _EXECUTION}
-        with grouped_warnings(len(runs)):  # (one warning for 64 seeds' lambda, not 64)
-            lock_specs = lockstep_specs(X, y, runs, spec_args)
-        done = train_lockstep(lock_specs, workers)
+        with grouped_warnings(n_runs):  # (one warning for 64 seeds' lambda, not 64)
+            lock_specs = [s for Xk, yk in data for s in lockstep_specs(Xk, yk, runs, spec_args)]
+        done = train_lockstep(lock_specs, workers)  # one kernel, SIMD lanes = runs
         if done is not None:
             return done
     specs, executions = [], []
-    with grouped_warnings(len(runs)):
-        for cfg in runs:  # what describes the run, and how to execute it (per run: checkpoint)
-            merged = {**common, **cfg}
+    with grouped_warnings(n_runs):
+        for (Xk, yk), cfg in itertools.product(data, runs):
+            merged = {**common, **cfg}  # what describes the run, and how to execute it
             executions.append({k: merged.pop(k) for k in _EXECUTION if k in merged})
-            specs.append(train_spec(X, y, **merged))
+            specs.append(train_spec(Xk, yk, **merged))
     return execute_many(specs, n_workers=workers, executions=executions)
+
+
+def _one_shape(data: list[tuple[Any, Any]]) -> tuple[int, int] | None:
+    """``(N, d)`` when every data set's X is a 2-D array of that shape, else None."""
+    shapes = {X.shape if isinstance(X, np.ndarray) and X.ndim == 2 else None for X, _ in data}
+    return shapes.pop() if len(shapes) == 1 else None
+
+
+def _datasets(X: Any, y: Any, datasets: Any) -> list[tuple[Any, Any]]:
+    """The data sets of a batch: ``[(X, y)]``, or the pairs of ``datasets``."""
+    if datasets is None:
+        if X is None:
+            raise ValueError("train_batch needs the data: X (and y), or datasets.")
+        return [(X, y)]
+    if X is not None or y is not None:
+        raise ValueError("pass either X, y or datasets, not both.")
+    if isinstance(datasets, np.ndarray) or not isinstance(datasets, Sequence):
+        raise TypeError(
+            f"datasets must be a sequence of (X, y) pairs; got {type(datasets).__name__}."
+        )
+    pairs = list(datasets)
+    if not pairs:
+        raise ValueError("datasets is empty; nothing to run.")
+    for k, pair in enumerate(pairs):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"datasets[{k}] must be an (X, y) pair; got {type(pair).__name__}.")
+    return [(Xk, yk) for Xk, yk in pairs]
 
 
 _EXECUTION = ("progress", "chunk_seconds", "checkpoint", "checkpoint_every")
