@@ -117,10 +117,12 @@ FB_INLINE int fb_lv_any(const fb_vi mask[FB_LS_RV])
 }
 
 /* Scratch of a block (doubles): beta, G (d), q (N), g (P), prefix (L d), right and avec
- * (L width), per lane */
+ * (L width), per lane; fully connected: a second right (L width) and the private copy of the
+ * parameters (P) */
 FB_INLINE long long fb_ls_scratch(const fb_ls_job *J)
 {
-    return FB_LS_RUNS * (2 * J->d + J->N + J->P + J->L * J->d + 2 * J->L * J->width + 8);
+    const long long fc = J->kind == FB_LS_FC ? J->L * J->width + J->P : 0;
+    return FB_LS_RUNS * (2 * J->d + J->N + J->P + J->L * J->d + 2 * J->L * J->width + fc + 8);
 }
 
 /* Flag the lanes set in mask (status 0 -> code, fail step t; first event only); returns
@@ -421,6 +423,237 @@ static const fb_ls_linpass fb_ls_linpasses[2][2][FB_LS_FUSED_D] = {
      {fb_ls_linpass_1_1_1, fb_ls_linpass_1_2_1, fb_ls_linpass_1_3_1, fb_ls_linpass_1_4_1}}};
 #endif
 
+/* ---- The fully connected model's weight passes ----
+ *
+ * A block's parameters are copied into a private array tw, vector-major: the 4 lanes of
+ * vector v of parameter p at tw[(v P + p) FB_V], so each pass over a layer runs through one
+ * contiguous stream per vector of runs. (In theta a parameter's 16 lanes are 128 bytes every
+ * Rp doubles: with Rp = 64 every parameter sits at the same offset of a 512-byte stride and
+ * a block's 326 KB of FullyConnected([50]) weights fell on a quarter of the L2's sets.) A
+ * step makes two passes over each matrix instead of three: the VJP (a_{l+1} = W_l^T a_l,
+ * reading W_l), then, once the step size is known, the update W_l += (cf a_l) r_{l+1}^T with
+ * ||theta||^2 and the next step's predictor r'_l = W'_l r'_{l+1} in the same pass (layers from
+ * the last down, so r'_{l+1} is ready; r and r' alternate between two buffers). Every sum is
+ * taken in the order of the three-pass step (over c for the predictor, over r for the VJP),
+ * so the iterates are the same bits; only ||theta||^2, which is only compared with 2^32, is
+ * summed in another order. Rows go FB_LS_FC_ROWS at a time (their scalars in registers, the
+ * shared vectors loaded once per column). */
+#define FB_LS_FC_ROWS 4
+
+/* r_out[r] = sum_c W[r, c] x[c] for nr rows of one vector (W: nr rows of cols, FB_V doubles
+ * each; x and r_out with stride FB_LS_RUNS) */
+FB_INLINE void fb_ls_fc_pred_rows(const double *FB_RESTRICT Wv, long long cols, const int nr,
+                                  const double *x, double *out)
+{
+    fb_vd acc[FB_LS_FC_ROWS];
+    long long c;
+    int i;
+#pragma GCC unroll 4
+    for (i = 0; i < nr; ++i) {
+        acc[i] = fb_splat(0.0);
+    }
+    for (c = 0; c < cols; ++c) {
+        const fb_vd xc = fb_load(x + c * FB_LS_RUNS);
+#pragma GCC unroll 4
+        for (i = 0; i < nr; ++i) {
+            acc[i] += fb_load(Wv + (i * cols + c) * FB_V) * xc;
+        }
+    }
+#pragma GCC unroll 4
+    for (i = 0; i < nr; ++i) {
+        fb_store(out + i * FB_LS_RUNS, acc[i]);
+    }
+}
+
+/* b[c] += sum_i W[i, c] a[i] (in the order of i) for nr rows of one vector */
+FB_INLINE void fb_ls_fc_vjp_rows(const double *FB_RESTRICT Wv, long long cols, const int nr,
+                                 const double *a, double *FB_RESTRICT b)
+{
+    fb_vd ar[FB_LS_FC_ROWS];
+    long long c;
+    int i;
+#pragma GCC unroll 4
+    for (i = 0; i < nr; ++i) {
+        ar[i] = fb_load(a + i * FB_LS_RUNS);
+    }
+    for (c = 0; c < cols; ++c) {
+        fb_vd bc = fb_load(b + c * FB_LS_RUNS);
+#pragma GCC unroll 4
+        for (i = 0; i < nr; ++i) {
+            bc += fb_load(Wv + (i * cols + c) * FB_V) * ar[i];
+        }
+        fb_store(b + c * FB_LS_RUNS, bc);
+    }
+}
+
+/* For nr rows of one vector: W[i, c] += ca[i] xo[c], tt[i] += W[i, c]^2 and
+ * out[i] = sum_c W[i, c] xn[c] with the updated W */
+FB_INLINE void fb_ls_fc_upd_rows(double *FB_RESTRICT Wv, long long cols, const int nr,
+                                 const fb_vd *ca, const double *xo, const double *xn,
+                                 fb_vd *tt, double *out)
+{
+    fb_vd acc[FB_LS_FC_ROWS], cr[FB_LS_FC_ROWS], sq[FB_LS_FC_ROWS];
+    long long c;
+    int i;
+#pragma GCC unroll 4
+    for (i = 0; i < nr; ++i) {
+        acc[i] = fb_splat(0.0);
+        sq[i] = tt[i];
+        cr[i] = ca[i];
+    }
+    for (c = 0; c < cols; ++c) {
+        const fb_vd xoc = fb_load(xo + c * FB_LS_RUNS), xnc = fb_load(xn + c * FB_LS_RUNS);
+#pragma GCC unroll 4
+        for (i = 0; i < nr; ++i) {
+            fb_vd w = fb_load(Wv + (i * cols + c) * FB_V);
+            w += cr[i] * xoc;
+            sq[i] += w * w;
+            acc[i] += w * xnc;
+            fb_store(Wv + (i * cols + c) * FB_V, w);
+        }
+    }
+#pragma GCC unroll 4
+    for (i = 0; i < nr; ++i) {
+        fb_store(out + i * FB_LS_RUNS, acc[i]);
+        tt[i] = sq[i];
+    }
+}
+
+/* The predictor r_l (layers L-1 .. 0, into rt: (L, width) lanes) of the block's parameters
+ * tw, vector by vector */
+FB_INLINE void fb_ls_fc_predict(const fb_ls_job *J, const double *tw, double *rt)
+{
+    const long long P = J->P, L = J->L, wd = J->width, last = J->offsets[L - 1];
+    long long l, r;
+    int v;
+    for (v = 0; v < FB_LS_RV; ++v) {
+        const double *Tv = tw + v * P * FB_V;
+        for (r = 0; r < J->dims[L - 1]; ++r) {
+            fb_store(rt + ((L - 1) * wd + r) * FB_LS_RUNS + FB_V * v,
+                     fb_load(Tv + (last + r) * FB_V));
+        }
+        for (l = L - 2; l >= 0; --l) {
+            const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
+            const double *x = rt + (l + 1) * wd * FB_LS_RUNS + FB_V * v;
+            double *out = rt + l * wd * FB_LS_RUNS + FB_V * v;
+            for (r = 0; r + FB_LS_FC_ROWS <= rows; r += FB_LS_FC_ROWS) {
+                fb_ls_fc_pred_rows(Tv + (off + r * cols) * FB_V, cols, FB_LS_FC_ROWS, x,
+                                   out + r * FB_LS_RUNS);
+            }
+            for (; r < rows; ++r) {
+                fb_ls_fc_pred_rows(Tv + (off + r * cols) * FB_V, cols, 1, x, out + r * FB_LS_RUNS);
+            }
+        }
+    }
+}
+
+/* The VJP a_{l+1} = W_l^T a_l (a_0 = G, given in av), layers 0 .. L-2, and ||g||^2 into *nn:
+ * sum_l ||a_l||^2 ||r_{l+1}||^2 + ||a_{L-1}||^2, as the single-run kernel */
+FB_INLINE void fb_ls_fc_vjp(const fb_ls_job *J, const double *tw, const double *rt, double *av,
+                            fb_lv *nn)
+{
+    const long long P = J->P, L = J->L, wd = J->width;
+    long long l, r, c;
+    int v;
+    for (l = 0; l < L - 1; ++l) {
+        const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
+        const double *a = av + l * wd * FB_LS_RUNS;
+        const double *rg = rt + (l + 1) * wd * FB_LS_RUNS;
+        double *b = av + (l + 1) * wd * FB_LS_RUNS;
+        fb_lv na = fb_lv_splat(0.0), nr = fb_lv_splat(0.0);
+        memset(b, 0, (size_t)(cols * FB_LS_RUNS) * sizeof(double));
+        for (v = 0; v < FB_LS_RV; ++v) {
+            const double *Tv = tw + (v * P + off) * FB_V;
+            for (r = 0; r + FB_LS_FC_ROWS <= rows; r += FB_LS_FC_ROWS) {
+                fb_ls_fc_vjp_rows(Tv + r * cols * FB_V, cols, FB_LS_FC_ROWS,
+                                  a + r * FB_LS_RUNS + FB_V * v, b + FB_V * v);
+            }
+            for (; r < rows; ++r) {
+                fb_ls_fc_vjp_rows(Tv + r * cols * FB_V, cols, 1, a + r * FB_LS_RUNS + FB_V * v,
+                                  b + FB_V * v);
+            }
+        }
+        for (r = 0; r < rows; ++r) {
+            const fb_lv x = fb_lv_load(a + r * FB_LS_RUNS);
+            FB_LV_FOR na.v[v] += x.v[v] * x.v[v];
+        }
+        for (c = 0; c < cols; ++c) {
+            const fb_lv x = fb_lv_load(rg + c * FB_LS_RUNS);
+            FB_LV_FOR nr.v[v] += x.v[v] * x.v[v];
+        }
+        FB_LV_FOR nn->v[v] += na.v[v] * nr.v[v];
+    }
+    for (r = 0; r < J->dims[L - 1]; ++r) {
+        const fb_lv x = fb_lv_load(av + ((L - 1) * wd + r) * FB_LS_RUNS);
+        FB_LV_FOR nn->v[v] += x.v[v] * x.v[v];
+    }
+}
+
+/* The update with step factors cf (the gradient of W_l is a_l r_{l+1}^T, of the last vector
+ * a_{L-1}), ||theta||^2 into *t2, and the next step's predictor into rn (ro: this step's) */
+FB_INLINE void fb_ls_fc_update(const fb_ls_job *J, double *tw, const double *ro, double *rn,
+                               const double *av, fb_lv cf, fb_lv *t2)
+{
+    const long long P = J->P, L = J->L, wd = J->width, last = J->offsets[L - 1];
+    long long l, r;
+    int v, i;
+    for (v = 0; v < FB_LS_RV; ++v) {
+        double *Tv = tw + v * P * FB_V;
+        const fb_vd cv = cf.v[v];
+        fb_vd tt[FB_LS_FC_ROWS];
+        for (i = 0; i < FB_LS_FC_ROWS; ++i) {
+            tt[i] = fb_splat(0.0);
+        }
+        for (r = 0; r < J->dims[L - 1]; ++r) {
+            fb_vd w = fb_load(Tv + (last + r) * FB_V);
+            w += cv * fb_load(av + ((L - 1) * wd + r) * FB_LS_RUNS + FB_V * v);
+            tt[0] += w * w;
+            fb_store(Tv + (last + r) * FB_V, w);
+            fb_store(rn + ((L - 1) * wd + r) * FB_LS_RUNS + FB_V * v, w);
+        }
+        for (l = L - 2; l >= 0; --l) {
+            const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
+            const double *a = av + l * wd * FB_LS_RUNS + FB_V * v;
+            const double *xo = ro + (l + 1) * wd * FB_LS_RUNS + FB_V * v;
+            const double *xn = rn + (l + 1) * wd * FB_LS_RUNS + FB_V * v;
+            double *out = rn + l * wd * FB_LS_RUNS + FB_V * v;
+            fb_vd ca[FB_LS_FC_ROWS];
+            for (r = 0; r + FB_LS_FC_ROWS <= rows; r += FB_LS_FC_ROWS) {
+                for (i = 0; i < FB_LS_FC_ROWS; ++i) {
+                    ca[i] = fb_load(a + (r + i) * FB_LS_RUNS) * cv;
+                }
+                fb_ls_fc_upd_rows(Tv + (off + r * cols) * FB_V, cols, FB_LS_FC_ROWS, ca, xo, xn,
+                                  tt, out + r * FB_LS_RUNS);
+            }
+            for (; r < rows; ++r) {
+                ca[0] = fb_load(a + r * FB_LS_RUNS) * cv;
+                fb_ls_fc_upd_rows(Tv + (off + r * cols) * FB_V, cols, 1, ca, xo, xn, tt,
+                                  out + r * FB_LS_RUNS);
+            }
+        }
+        for (i = 0; i < FB_LS_FC_ROWS; ++i) {
+            t2->v[v] += tt[i];
+        }
+    }
+}
+
+/* theta (lanes r0.., stride Rp) <-> the private copy tw */
+FB_INLINE void fb_ls_fc_copy(const fb_ls_job *J, double *th, double *tw, int out)
+{
+    const long long P = J->P, Rp = J->Rp;
+    long long p;
+    int v;
+    for (v = 0; v < FB_LS_RV; ++v) {
+        for (p = 0; p < P; ++p) {
+            if (out) {
+                fb_store(th + p * Rp + FB_V * v, fb_load(tw + (v * P + p) * FB_V));
+            } else {
+                fb_store(tw + (v * P + p) * FB_V, fb_load(th + p * Rp + FB_V * v));
+            }
+        }
+    }
+}
+
 FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const int kind,
                            const int loss, const fb_ls_linpass lp, const fb_ls_dot2_fn dot,
                            const fb_ls_weights_fn wts)
@@ -435,14 +668,20 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
     double *FB_RESTRICT qb = G + d * FB_LS_RUNS;
     double *FB_RESTRICT g = qb + N * FB_LS_RUNS;
     double *FB_RESTRICT prefix = g + P * FB_LS_RUNS;
-    double *FB_RESTRICT right = prefix + L * d * FB_LS_RUNS;
+    double *right = prefix + L * d * FB_LS_RUNS; /* (swapped with right2) */
     double *FB_RESTRICT avec = right + L * wd * FB_LS_RUNS;
+    double *right2 = avec + L * wd * FB_LS_RUNS;            /* fully connected: */
+    double *FB_RESTRICT tw = right2 + L * wd * FB_LS_RUNS;   /* (see fb_ls_fc_predict) */
     double lane[FB_LS_RUNS], esl[FB_LS_RUNS], tb[FB_LS_RUNS];
     const fb_lv lrv = fb_lv_load(J0->lr + r0);
-    long long t, k = 0, j, l, r, c, i;
+    long long t, k = 0, j, l, i;
     int v;
 
     Jb.floor = J0->floor + r0;
+    if (kind == FB_LS_FC) {
+        fb_ls_fc_copy(J, th, tw, 0);
+        fb_ls_fc_predict(J, tw, right);
+    }
     for (t = 0; t < J->n_steps; ++t) {
         fb_lv s = fb_lv_splat(INFINITY), shift = fb_lv_splat(0.0), es = fb_lv_splat(1.0);
         fb_lv total, cf, nn = fb_lv_splat(0.0), t2 = fb_lv_splat(0.0);
@@ -466,26 +705,7 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
                 }
                 fb_lv_store(beta + j * FB_LS_RUNS, p);
             }
-        } else {
-            const long long last = J->offsets[L - 1];
-            for (r = 0; r < J->dims[L - 1]; ++r) {
-                fb_lv_store(right + ((L - 1) * wd + r) * FB_LS_RUNS,
-                            fb_lv_load(th + (last + r) * Rp));
-            }
-            for (l = L - 2; l >= 0; --l) {
-                const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
-                const double *src = right + (l + 1) * wd * FB_LS_RUNS;
-                for (r = 0; r < rows; ++r) {
-                    const double *Wr = th + (off + r * cols) * Rp;
-                    fb_lv a0 = fb_lv_splat(0.0);
-                    for (c = 0; c < cols; ++c) {
-                        const fb_lv w0 = fb_lv_load(Wr + c * Rp);
-                        const fb_lv x0 = fb_lv_load(src + c * FB_LS_RUNS);
-                        FB_LV_FOR a0.v[v] += w0.v[v] * x0.v[v];
-                    }
-                    fb_lv_store(right + (l * wd + r) * FB_LS_RUNS, a0);
-                }
-            }
+        } else { /* (made by the previous step's update, or before the first step) */
             memcpy(beta, right, (size_t)(d * FB_LS_RUNS) * sizeof(double));
         }
         /* ---- margins, test and weights: one pass in direct mode (shift 0), a second one
@@ -565,34 +785,7 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
             }
         } else {
             memcpy(avec, G, (size_t)(d * FB_LS_RUNS) * sizeof(double));
-            for (l = 0; l < L - 1; ++l) {
-                const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
-                const double *a = avec + l * wd * FB_LS_RUNS;
-                const double *rg = right + (l + 1) * wd * FB_LS_RUNS;
-                double *b = avec + (l + 1) * wd * FB_LS_RUNS;
-                fb_lv na = fb_lv_splat(0.0), nr = fb_lv_splat(0.0);
-                memset(b, 0, (size_t)(cols * FB_LS_RUNS) * sizeof(double));
-                for (r = 0; r < rows; ++r) {
-                    const fb_lv ar = fb_lv_load(a + r * FB_LS_RUNS);
-                    const double *Wr = th + (off + r * cols) * Rp;
-                    for (c = 0; c < cols; ++c) {
-                        fb_lv bc = fb_lv_load(b + c * FB_LS_RUNS);
-                        const fb_lv w = fb_lv_load(Wr + c * Rp);
-                        FB_LV_FOR bc.v[v] += w.v[v] * ar.v[v];
-                        fb_lv_store(b + c * FB_LS_RUNS, bc);
-                    }
-                    FB_LV_FOR na.v[v] += ar.v[v] * ar.v[v];
-                }
-                for (c = 0; c < cols; ++c) {
-                    const fb_lv x = fb_lv_load(rg + c * FB_LS_RUNS);
-                    FB_LV_FOR nr.v[v] += x.v[v] * x.v[v];
-                }
-                FB_LV_FOR nn.v[v] += na.v[v] * nr.v[v];
-            }
-            for (r = 0; r < J->dims[L - 1]; ++r) {
-                const fb_lv x = fb_lv_load(avec + ((L - 1) * wd + r) * FB_LS_RUNS);
-                FB_LV_FOR nn.v[v] += x.v[v] * x.v[v];
-            }
+            fb_ls_fc_vjp(J, tw, right, avec, &nn);
         }
         FB_LV_FOR bad[v] = ~(nn.v[v] < INFINITY);
         if (fb_lv_any(bad) && fb_ls_flag(J0, r0, bad, 1, t) == 0) {
@@ -621,39 +814,10 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
         }
         /* ---- update, ||theta||^2 ---- */
         if (kind == FB_LS_FC) {
-            for (l = 0; l < L - 1; ++l) {
-                const long long rows = J->dims[l], cols = J->dims[l + 1], off = J->offsets[l];
-                const double *a = avec + l * wd * FB_LS_RUNS;
-                const double *rg = right + (l + 1) * wd * FB_LS_RUNS;
-                for (r = 0; r < rows; ++r) {
-                    fb_lv ca = fb_lv_load(a + r * FB_LS_RUNS);
-                    double *Wr = th + (off + r * cols) * Rp;
-                    FB_LV_FOR ca.v[v] *= cf.v[v];
-                    for (c = 0; c < cols; ++c) {
-                        fb_lv w = fb_lv_load(Wr + c * Rp);
-                        const fb_lv x = fb_lv_load(rg + c * FB_LS_RUNS);
-                        FB_LV_FOR
-                        {
-                            w.v[v] += ca.v[v] * x.v[v];
-                            t2.v[v] += w.v[v] * w.v[v];
-                        }
-                        fb_lv_store(Wr + c * Rp, w);
-                    }
-                }
-            }
-            {
-                const long long last = J->offsets[L - 1];
-                for (r = 0; r < J->dims[L - 1]; ++r) {
-                    fb_lv w = fb_lv_load(th + (last + r) * Rp);
-                    const fb_lv x = fb_lv_load(avec + ((L - 1) * wd + r) * FB_LS_RUNS);
-                    FB_LV_FOR
-                    {
-                        w.v[v] += cf.v[v] * x.v[v];
-                        t2.v[v] += w.v[v] * w.v[v];
-                    }
-                    fb_lv_store(th + (last + r) * Rp, w);
-                }
-            }
+            double *swap = right;
+            fb_ls_fc_update(J, tw, right, right2, avec, cf, &t2);
+            right = right2;
+            right2 = swap;
         } else {
             const double *src = kind == FB_LS_LINEAR ? G : g;
             for (i = 0; i < P; ++i) {
@@ -668,7 +832,13 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
             }
         }
         /* ---- record ---- */
-        if (k < J->K && J->rec_steps[k] == t + 1) {
+        if (k < J->K && J->rec_steps[k] == t + 1 && kind == FB_LS_FC) {
+            for (i = 0; i < P; ++i) {
+                FB_LV_FOR fb_store(J->rec + (k * P + i) * Rp + r0 + FB_V * v,
+                                   fb_load(tw + (v * P + i) * FB_V));
+            }
+            ++k;
+        } else if (k < J->K && J->rec_steps[k] == t + 1) {
             for (i = 0; i < P; ++i) {
                 fb_lv_store(J->rec + (k * P + i) * Rp + r0, fb_lv_load(th + i * Rp));
             }
@@ -680,6 +850,9 @@ FB_INLINE void fb_ls_block(const fb_ls_job *J0, long long r0, double *W, const i
                 break;
             }
         }
+    }
+    if (kind == FB_LS_FC) {
+        fb_ls_fc_copy(J, th, tw, 1);
     }
 }
 

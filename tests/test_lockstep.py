@@ -100,6 +100,44 @@ def test_deep_sweeps_equal_train(model):
     _check_against_train(X, y, dict(seeds=range(6), init_scales=[0.5, 1.0, 1.5]), common)
 
 
+@pytest.mark.parametrize("no_avx2", ["0", "1"], ids=["avx2", "baseline"])
+@pytest.mark.parametrize(
+    "loss, rule, lr", [("exp", "fixed", 5e-3), ("exp", "normalized", 2e-3),
+                       ("exp", "loss-scaled", 2e-3), ("logistic", "normalized", 2e-3)],
+)  # fmt: skip
+def test_fully_connected_rules_equal_train(monkeypatch, no_avx2, loss, rule, lr):
+    """The fully connected weight passes (a private copy of the block's parameters in groups
+    of rows, the VJP pass, then the update with the next predictor): rows not a multiple of the
+    group (9 and 6), two blocks with padding lanes, every step rule, both C copies."""
+    monkeypatch.setenv("FASTBIAS_NO_AVX2", no_avx2)
+    X, y = random_separable(23, 9, seed=4)
+    common = dict(model=FullyConnected([6, 5]), steps=600, lr=lr, loss=loss, step_rule=rule,
+                  reference=None)  # fmt: skip
+    _check_against_train(X, y, dict(seeds=range(9), init_scales=[0.5, 1.0]), common)
+
+
+def test_fully_connected_past_the_small_size_equal_train(monkeypatch):
+    """1240 parameters (more than _FC_SMALL_PARAMS), 20 runs: lock step when the lanes pay."""
+    monkeypatch.setattr(lockstep, "_fc_lanes_pay", lambda *a: True)
+    X, y = random_separable(40, 30, seed=6)
+    model = FullyConnected([40])
+    assert model.n_params(30) > lockstep._FC_SMALL_PARAMS
+    common = dict(model=model, steps=300, lr=2e-3, reference=None)
+    _check_against_train(X, y, dict(seeds=range(20)), common)
+
+
+def test_fully_connected_margins_past_the_direct_range():
+    """Loss-scaled steps of a fully connected model: margins past 300 (the shifted weights).
+    (Later on, from margins ~800-1000 here, these steps amplify round-off ~2x per step, and
+    any two summation orders part: 1e-12 at step ~210-260 for lr 0.012-0.01.)"""
+    X, y = fb.datasets.soudry2018()
+    lrs = [0.006, 0.008, 0.01, 0.011]
+    common = dict(model=FullyConnected([3]), steps=200, step_rule="loss-scaled", reference=None)
+    runs = fb.train_batch(X, y, lrs=lrs, **common)
+    assert runs[-1].history["min_margin"][-1] > 300 and runs[-1].theta_scale == 0
+    _check_against_train(X, y, dict(lrs=lrs), common)
+
+
 def test_logistic_deep_and_shared_reference():
     X, y = random_separable(30, 5, seed=8)
     common = dict(model=FullyConnected([3]), loss="logistic", steps=800, lr=0.01)
@@ -118,7 +156,10 @@ def test_margins_past_the_direct_range_use_the_shift():
     _check_against_train(X, y, dict(lrs=[0.5, 1.0, 1.5, 2.0]), common)
 
 
-@pytest.mark.parametrize(("model", "lr"), [(None, 0.1), (Diagonal(2), 2.0)], ids=["linear", "diag"])
+@pytest.mark.parametrize(
+    ("model", "lr"), [(None, 0.1), (Diagonal(2), 2.0), (FullyConnected([3]), 5.0)],
+    ids=["linear", "diag", "fc"],
+)  # fmt: skip
 def test_a_diverging_run_raises_like_train(model, lr):
     rng = np.random.default_rng(0)  # not separable: too large steps blow the loss up
     X, y = rng.standard_normal((20, 3)), np.sign(rng.standard_normal(20))
@@ -133,11 +174,12 @@ def test_a_diverging_run_raises_like_train(model, lr):
     assert str(batch_err.value) == str(single_err.value)
 
 
-def test_runs_past_two_to_the_16_are_rerun_by_train():
+@pytest.mark.parametrize("model", [Diagonal(2), FullyConnected([3])], ids=repr)
+def test_runs_past_two_to_the_16_are_rerun_by_train(model):
     """Normalized steps from ||theta|| ~ 3e4: the single-run kernels start carrying
     theta = 2**e theta_s; the lock-step kernel flags those runs and train reruns them."""
     X, y = random_separable(12, 5, seed=7)
-    common = dict(model=Diagonal(2), steps=300, lr=2e3, step_rule="normalized", reference=None,
+    common = dict(model=model, steps=300, lr=2e3, step_rule="normalized", reference=None,
                   init_scale=3e4)  # fmt: skip
     runs = fb.train_batch(X, y, seeds=range(4), **common)
     for seed, got in enumerate(runs):
@@ -222,17 +264,32 @@ def test_lockstep_specs_raise_as_train_spec():
 
 
 def test_large_fully_connected_batches_are_left_to_threads():
-    """Past _FC_MAX_PARAMS parameters a block of FullyConnected runs no longer fits in L2 and
-    lock step was slower than one run per thread: train_batch takes the threads there."""
-    cfgs = _grid_cfgs(seeds=range(8))
+    """Past _FC_MAX_PARAMS parameters, or past _FC_SMALL_PARAMS with too few runs to fill the
+    blocks of the workers' cores, lock step was slower than one run per thread: train_batch
+    takes the threads there."""
+    few, many = _grid_cfgs(seeds=range(8)), _grid_cfgs(seeds=range(32))
     common = {"model": FullyConnected([40]), "progress": False}
-    assert lockstep.lockstep_eligible(cfgs, common)  # the kind alone
-    assert lockstep.lockstep_eligible(cfgs, common, d=20)  # 840 parameters
-    assert not lockstep.lockstep_eligible(cfgs, common, d=30)  # 1240 parameters
+    assert lockstep.lockstep_eligible(few, common)  # the kind alone
+    assert lockstep.lockstep_eligible(few, common, d=20)  # 840 parameters
+    assert not lockstep.lockstep_eligible(few, common, d=30, n_workers=2)  # 1240: one block
+    assert lockstep.lockstep_eligible(many, common, d=30, n_workers=2)  # two full blocks
+    assert not lockstep.lockstep_eligible(many, common, d=30, n_workers=8)
+    wide = {"model": FullyConnected([200]), "progress": False}
+    assert FullyConnected([200]).n_params(100) > lockstep._FC_MAX_PARAMS
+    assert not lockstep.lockstep_eligible(many, wide, d=100, n_workers=2)
     X, y = random_separable(16, 30, seed=3)
     runs = fb.train_batch(X, y, seeds=range(4), model=FullyConnected([40]), steps=20, lr=1e-3)
     want = fb.train(X, y, seed=3, model=FullyConnected([40]), steps=20, lr=1e-3)
     np.testing.assert_array_equal(runs[3].history.iterates, want.history.iterates)
+
+
+@pytest.mark.parametrize(
+    "n_runs, n_workers, pays", [(16, 2, False), (21, 2, False), (22, 2, True), (64, 2, True),
+                                (8, 1, False), (12, 1, True), (17, 1, False), (64, 8, False)],
+)  # fmt: skip
+def test_fully_connected_lanes_pay(n_runs, n_workers, pays):
+    """One block per core, padding lanes included, against one run per thread per core."""
+    assert lockstep._fc_lanes_pay(n_runs, n_workers, 16) is pays
 
 
 def test_step_size_sweeps_with_theorem4_get_their_histories_in_one_pass(monkeypatch):

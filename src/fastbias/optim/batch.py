@@ -93,7 +93,7 @@ def train_batch(
     d = None if shape is None else shape[1]
     # several data sets: each run's data in its own lanes, for data sets that fit (lanes_fit)
     fits = len(data) == 1 or (shape is not None and lanes_fit(*shape))
-    if fits and lockstep_eligible(runs * len(data), common, d):
+    if fits and lockstep_eligible(runs * len(data), common, d, workers):
         spec_args = {k: v for k, v in common.items() if k not in _EXECUTION}
         with grouped_warnings(n_runs):  # (one warning for 64 seeds' lambda, not 64)
             lock_specs = [s for Xk, yk in data for s in lockstep_specs(Xk, yk, runs, spec_args)]

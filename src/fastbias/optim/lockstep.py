@@ -33,11 +33,19 @@ __all__ = ["lanes_fit", "lockstep_eligible", "lockstep_specs", "train_lockstep"]
 
 _SWEPT = {"seed", "init_scale", "lr", "init"}
 _MIN_RUNS = 4
-# FullyConnected runs go lock-step only while a block's parameters stay small: with
-# FullyConnected([50]), d=50 (2550 parameters, 326 KB a block of 16 runs, beside the data and
-# its transposed copy in a 512 KB L2) 64 runs of 3000 steps took 0.71-1.76 s lock-step against
-# 0.62-0.64 s one run per thread on 2 workers (quiet machine, load ~1).
-_FC_MAX_PARAMS = 1024
+# FullyConnected runs: the kernel keeps a block's parameters in a private contiguous copy and
+# makes two passes over each matrix per step (fb_ls_fc_* in csrc/fb_lockstep_f64.c). Lock step
+# against one run per thread, 64 runs, N=200, 2 workers, whole train_batch (2026-12-08, the
+# machine shared): FullyConnected([50]) at d=50 (2550 parameters) 1.27 against 2.0 us per
+# run-step; [100] at d=50 (5100) 3.9 against 5.7-6.3; [100] at d=100 (10100) 7.2-7.6 against
+# 9.8-10.9; [200] at d=100 (20200) 14-16 against 16-17; [200] at d=200 (40200) 29-30 against
+# 34-36 at 1000 steps but even at 300; [1000] at d=50 (51000) 51-54 against 47-49. Past
+# _FC_MAX_PARAMS the threads take them. A block runs on one core with its padding lanes: from
+# _FC_SMALL_PARAMS parameters (where a lane gains only ~1.5-1.8x over a single-run step on a
+# core) lock step also needs enough runs to fill its cores (_fc_lanes_pay).
+_FC_MAX_PARAMS = 16384
+_FC_SMALL_PARAMS = 1024
+_FC_LANE_GAIN = 1.5
 # Runs on data sets of their own go lock-step while a block's copies of its runs' data (2 N d
 # doubles per run) stay within ~128 KB of the L2: Diagonal(2), 64 data sets, 30000 steps, 2
 # workers, us per run-step lock-step against one run per thread: N d = 400 0.08 against 0.12-0.14,
@@ -58,8 +66,22 @@ def _lib():
     return _c
 
 
+def _fc_lanes_pay(n_runs: int, n_workers: int, block: int = 16) -> bool:
+    """Whether ``n_runs`` lock-step lanes (``ceil(n_runs / block)`` blocks, at most one core
+    each) beat one run per thread on ``n_workers`` cores when a lane is ``_FC_LANE_GAIN`` times
+    as fast as a single run on a core: 16 runs on 2 workers fill one block on one core and
+    lose; 22 and more (two blocks) win."""
+    blocks = -(-n_runs // block)
+    return block * blocks * min(n_workers, n_runs) < (
+        _FC_LANE_GAIN * n_runs * min(n_workers, blocks)
+    )
+
+
 def lockstep_eligible(
-    runs: list[dict[str, Any]], common: dict[str, Any], d: int | None = None
+    runs: list[dict[str, Any]],
+    common: dict[str, Any],
+    d: int | None = None,
+    n_workers: int | None = None,
 ) -> bool:
     """Whether ``train_batch`` can run ``runs`` (dicts merged over ``common``) in lock step.
 
@@ -68,7 +90,9 @@ def lockstep_eligible(
     loss (not logistic with ``step_rule="loss-scaled"``), without checkpoint or progress bar;
     at least four of them, and the C extension built (not ``FASTBIAS_BACKEND=numba``). A
     FullyConnected model with more than ``_FC_MAX_PARAMS`` parameters at input dimension ``d``
-    runs one run per thread instead (faster there).
+    runs one run per thread instead (faster there), and so does one of more than
+    ``_FC_SMALL_PARAMS`` when too few runs fill the blocks of ``n_workers`` cores (default:
+    the number of cores; see ``_fc_lanes_pay``).
     """
     if len(runs) < _MIN_RUNS or _lib() is None:
         return False
@@ -90,7 +114,12 @@ def lockstep_eligible(
     except (ValueError, TypeError):
         return False
     if isinstance(model, FullyConnected) and d is not None:
-        return model.n_params(int(d)) <= _FC_MAX_PARAMS
+        P = model.n_params(int(d))
+        workers = n_workers or os.cpu_count() or 1
+        block = int(_lib().lib.fb_lockstep_block_runs())
+        return P <= _FC_SMALL_PARAMS or (
+            P <= _FC_MAX_PARAMS and _fc_lanes_pay(len(runs), workers, block)
+        )
     return isinstance(model, (Linear, Diagonal, FullyConnected))
 
 
