@@ -146,60 +146,39 @@ FB_INLINE int fb_ls_flag(const fb_ls_job *J, long long r0, const fb_vi mask[FB_L
 /* The weights of one sample for the block's runs (loss a compile-time constant): in direct
  * mode (shifted == 0) q = exp(-m) or 1 / (1 + exp(m)); else per lane with shift != 0,
  * exp(shift - m) (exponential) or E / (1 + es E), E = exp(shift - m) (logistic), as
- * fb_panel_weights of the single-run kernel. */
-FB_INLINE fb_lv fb_ls_weights(fb_lv m, const fb_lv *shift, const fb_lv *es, const int loss,
-                              int shifted)
-{
-    fb_lv q;
-    int v;
-    /* one vector at a time: interleaving four exps spills registers (out-of-order execution
-     * overlaps the iterations anyway) */
-#pragma GCC unroll 1
-    FB_LV_FOR
-    {
-        if (loss == 0) {
-            q.v[v] = fb_exp((shifted ? shift->v[v] : fb_splat(0.0)) - m.v[v]);
-        } else {
-            const fb_vd a = fb_exp((fb_vd)((fb_vi)m.v[v] | (fb_vi)fb_splat(-0.0)));
-            q.v[v] = fb_select(m.v[v] > 0.0, a, fb_splat(1.0)) / (1.0 + a);
-            if (shifted) {
-                const fb_vd e = fb_exp(shift->v[v] - m.v[v]);
-                q.v[v] = fb_select(shift->v[v] != 0.0, e / (1.0 + es->v[v] * e), q.v[v]);
-            }
-        }
+ * fb_panel_weights of the single-run kernel. One vector at a time: interleaving four exps
+ * spills registers (out-of-order execution overlaps the iterations anyway). Defined for each
+ * copy's exp: fb_exp, and in the AVX2 copy fb_exp_fma (16 multiply-adds against 18, and no
+ * spills: GCC kept fb_exp's constants on the stack there), where a NaN margin gets a finite
+ * weight instead of a NaN: such a lane's parameters are not finite, so its VJP, and the test
+ * of ||g||^2 after it, flag it in the same step. */
+#define FB_LS_WEIGHTS(NAME, ATTR, EXP)                                                          \
+    FB_INLINE ATTR fb_lv NAME(fb_lv m, const fb_lv *shift, const fb_lv *es, const int loss,     \
+                              int shifted)                                                      \
+    {                                                                                           \
+        fb_lv q;                                                                                \
+        int v;                                                                                  \
+        _Pragma("GCC unroll 1") FB_LV_FOR                                                       \
+        {                                                                                       \
+            if (loss == 0) {                                                                    \
+                q.v[v] = EXP((shifted ? shift->v[v] : fb_splat(0.0)) - m.v[v]);                 \
+            } else {                                                                            \
+                const fb_vd a = EXP((fb_vd)((fb_vi)m.v[v] | (fb_vi)fb_splat(-0.0)));            \
+                q.v[v] = fb_select(m.v[v] > 0.0, a, fb_splat(1.0)) / (1.0 + a);                 \
+                if (shifted) {                                                                  \
+                    const fb_vd e = EXP(shift->v[v] - m.v[v]);                                  \
+                    q.v[v] = fb_select(shift->v[v] != 0.0, e / (1.0 + es->v[v] * e), q.v[v]);   \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        return q;                                                                               \
     }
-    return q;
-}
+FB_LS_WEIGHTS(fb_ls_weights, , fb_exp)
+#if FB_HAVE_AVX2_CLONE
+FB_LS_WEIGHTS(fb_ls_weights_avx2, FB_TARGET_AVX2, fb_exp_fma)
+#endif
 
 typedef fb_lv (*fb_ls_weights_fn)(fb_lv, const fb_lv *, const fb_lv *, int, int);
-
-#if FB_HAVE_AVX2_CLONE
-/* fb_ls_weights in the AVX2 copy, with fb_exp_fma (16 multiply-adds per exp against fb_exp's
- * 18, and no spills: GCC kept fb_exp's constants on the stack here). A NaN margin gets a
- * finite weight instead of a NaN: such a lane's parameters are not finite, so its VJP, and
- * the test of ||g||^2 after it, flag it in the same step. */
-FB_INLINE FB_TARGET_AVX2 fb_lv fb_ls_weights_avx2(fb_lv m, const fb_lv *shift, const fb_lv *es,
-                                                  const int loss, int shifted)
-{
-    fb_lv q;
-    int v;
-#pragma GCC unroll 1
-    FB_LV_FOR
-    {
-        if (loss == 0) {
-            q.v[v] = fb_exp_fma((shifted ? shift->v[v] : fb_splat(0.0)) - m.v[v]);
-        } else {
-            const fb_vd a = fb_exp_fma((fb_vd)((fb_vi)m.v[v] | (fb_vi)fb_splat(-0.0)));
-            q.v[v] = fb_select(m.v[v] > 0.0, a, fb_splat(1.0)) / (1.0 + a);
-            if (shifted) {
-                const fb_vd e = fb_exp_fma(shift->v[v] - m.v[v]);
-                q.v[v] = fb_select(shift->v[v] != 0.0, e / (1.0 + es->v[v] * e), q.v[v]);
-            }
-        }
-    }
-    return q;
-}
-#endif
 
 /* o0 = sum_i z0[i] x[i], o1 = sum_i z1[i] x[i] over i < n for the block's lanes x[i]
  * (FB_LS_RUNS doubles each, contiguous): the inner products of two rows of the shared data
