@@ -239,7 +239,6 @@ def train_lockstep(specs: list[RunSpec], n_workers: int) -> list[Run] | None:
             or not _same(sp.schedule, first.schedule)
             or sp.theta0.size != first.theta0.size
             or sp.X.shape != first.X.shape
-            or sp.task != first.task
         ):
             return None
     per_lane = any(not _same_data(sp, first) for sp in specs[1:])
@@ -371,8 +370,9 @@ def _directions(specs: list[RunSpec], theta: np.ndarray, lanes: list[int]) -> di
 
 
 def _lane_histories(specs: list[RunSpec], good: list[int], rec: np.ndarray, K: int) -> dict:
-    """The histories of the lanes ``good`` from ONE ``build_history`` call over all their
-    recorded rows stacked, split lane by lane: every column is computed row by row, so each
+    """The histories of the lanes ``good`` (runs on one data set: the caller groups them by
+    their X and y) from ONE ``build_history`` call over all their recorded rows stacked, split
+    lane by lane: every column is computed row by row, so each
     lane's rows get the arithmetic its own call does (equal bit for bit). Theorem 4's
     ``w_tilde`` depends on the run's step size: it goes in row by row. The lanes with one are
     done together, or those without (the more numerous); the others, and everything when the
@@ -389,8 +389,7 @@ def _lane_histories(specs: list[RunSpec], good: list[int], rec: np.ndarray, K: i
     sched = np.asarray(first.schedule, dtype=np.int64)
     ref = first.reference_vec
     if int(sched[-1]) != first.steps or any(
-        not _same_data(specs[r], first)
-        or (specs[r].reference_vec is None) != (ref is None)
+        (specs[r].reference_vec is None) != (ref is None)
         or (ref is not None and not _same(specs[r].reference_vec, ref))
         for r in lanes
     ):
